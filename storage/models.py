@@ -1,0 +1,201 @@
+"""Typed SQLAlchemy 2.0 models: the contract every other package codes against.
+
+Times are timezone-aware UTC. Uniqueness constraints carry the idempotency rules:
+a page is one row per URL, a match one row per (story, page), an alert one row per
+(match, destination, event), so saving anything twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class RightsHolder(Base):
+    """Who owns stories and where their alerts go."""
+
+    __tablename__ = "rights_holders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    destinations: Mapped[list[Destination]] = relationship(
+        back_populates="holder", cascade="all, delete-orphan"
+    )
+    stories: Mapped[list[Story]] = relationship(back_populates="holder")
+
+
+class Destination(Base):
+    """One alert destination of a holder: an email address or a webhook URL.
+
+    The webhook secret is never stored: `secret_env` names the environment variable
+    that holds it, so the database can be shared or backed up without leaking it.
+    """
+
+    __tablename__ = "destinations"
+    __table_args__ = (UniqueConstraint("holder_id", "channel", "target"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    holder_id: Mapped[int] = mapped_column(ForeignKey("rights_holders.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(20))  # "email" | "webhook"
+    target: Mapped[str] = mapped_column(String(2000))
+    secret_env: Mapped[str | None] = mapped_column(String(200))
+    digest: Mapped[str] = mapped_column(String(20), default="immediate")
+    enabled: Mapped[bool] = mapped_column(default=True)
+
+    holder: Mapped[RightsHolder] = relationship(back_populates="destinations")
+
+
+class Story(Base):
+    """A story being monitored (the seed)."""
+
+    __tablename__ = "stories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    holder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rights_holders.id", ondelete="SET NULL")
+    )
+    title: Mapped[str] = mapped_column(String(1000))
+    canonical_url: Mapped[str | None] = mapped_column(String(2000))
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(64), index=True)
+    published_at: Mapped[datetime | None]
+    # Serialised sketch plus the parameters it was made with (scheme, num_perm, seed,
+    # shingling): sketches made with other parameters must never be compared.
+    fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary)
+    fingerprint_params: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    holder: Mapped[RightsHolder | None] = relationship(back_populates="stories")
+    sources: Mapped[list[Source]] = relationship(
+        back_populates="story", cascade="all, delete-orphan", passive_deletes=True
+    )
+    matches: Mapped[list[Match]] = relationship(
+        back_populates="story", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Source(Base):
+    """Where to look for copies of a story: a start URL, a feed or a sitemap."""
+
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("story_id", "kind", "url"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # "start_url" | "feed" | "sitemap"
+    url: Mapped[str] = mapped_column(String(2000))
+    max_depth: Mapped[int] = mapped_column(Integer, default=2)
+    max_pages: Mapped[int] = mapped_column(Integer, default=200)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    story: Mapped[Story] = relationship(back_populates="sources")
+
+
+class Page(Base):
+    """A fetched web page, one row per URL; re-fetches update it in place."""
+
+    __tablename__ = "pages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    canonical_url: Mapped[str | None] = mapped_column(String(2000), index=True)
+    site: Mapped[str | None] = mapped_column(String(300))
+    http_status: Mapped[int | None]
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    title: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    published: Mapped[str | None] = mapped_column(String(40))
+    site_name: Mapped[str | None] = mapped_column(String(300))
+
+    matches: Mapped[list[Match]] = relationship(back_populates="page", passive_deletes=True)
+
+
+class Match(Base):
+    """The matcher's verdict for one (story, page) pair, with its evidence."""
+
+    __tablename__ = "matches"
+    __table_args__ = (UniqueConstraint("story_id", "page_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    confidence: Mapped[float] = mapped_column(Float)
+    story_coverage: Mapped[float] = mapped_column(Float)
+    page_coverage: Mapped[float] = mapped_column(Float)
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evidence: Mapped[list[Any]] = mapped_column(default=list)
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    # "active" | "removed" | "licensed" | "false_positive" | "ignored"
+    status: Mapped[str] = mapped_column(String(20), default="active")
+
+    story: Mapped[Story] = relationship(back_populates="matches")
+    page: Mapped[Page] = relationship(back_populates="matches")
+    alerts: Mapped[list[Alert]] = relationship(back_populates="match", passive_deletes=True)
+
+
+class Alert(Base):
+    """Outbox row: written in the match's transaction, delivered later by the dispatcher."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("match_id", "destination_id", "event"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"))
+    destination_id: Mapped[int | None] = mapped_column(
+        ForeignKey("destinations.id", ondelete="SET NULL")
+    )
+    event: Mapped[str] = mapped_column(String(40), default="copy.new")
+    channel: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+    match: Mapped[Match] = relationship(back_populates="alerts")
+
+
+class CrawlRun(Base):
+    """One crawl of one story: when, how it ended, and what it counted."""
+
+    __tablename__ = "crawl_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
