@@ -13,12 +13,16 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -28,8 +32,47 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """`DateTime(timezone=True)` that always hands back aware UTC datetimes.
+
+    SQLite has no time-zone type: it stores the wall-clock digits and returns naive
+    values, which then cannot be compared with `utcnow()` (TypeError) and would be
+    silently wrong for non-UTC input. Values are converted to UTC on the way in (naive
+    input is taken to be UTC already) and tagged UTC on the way out, on every backend.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Deterministic constraint names: migrations can then drop or alter a constraint by
+# name, which SQLite batch mode needs and which unnamed constraints make impossible.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: UTCDateTime}
 
 
 class RightsHolder(Base):
@@ -135,7 +178,9 @@ class Page(Base):
     published: Mapped[str | None] = mapped_column(String(40))
     site_name: Mapped[str | None] = mapped_column(String(300))
 
-    matches: Mapped[list[Match]] = relationship(back_populates="page", passive_deletes=True)
+    matches: Mapped[list[Match]] = relationship(
+        back_populates="page", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Match(Base):
@@ -146,7 +191,8 @@ class Match(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
-    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"))
+    # Indexed: ON DELETE CASCADE from pages would otherwise scan the whole table.
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     confidence: Mapped[float] = mapped_column(Float)
     story_coverage: Mapped[float] = mapped_column(Float)
@@ -160,14 +206,20 @@ class Match(Base):
 
     story: Mapped[Story] = relationship(back_populates="matches")
     page: Mapped[Page] = relationship(back_populates="matches")
-    alerts: Mapped[list[Alert]] = relationship(back_populates="match", passive_deletes=True)
+    alerts: Mapped[list[Alert]] = relationship(
+        back_populates="match", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class Alert(Base):
     """Outbox row: written in the match's transaction, delivered later by the dispatcher."""
 
     __tablename__ = "alerts"
-    __table_args__ = (UniqueConstraint("match_id", "destination_id", "event"),)
+    __table_args__ = (
+        UniqueConstraint("match_id", "destination_id", "event"),
+        # The dispatcher's query: pending rows whose retry time has come.
+        Index("ix_alerts_status_next_attempt_at", "status", "next_attempt_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"))
@@ -193,7 +245,9 @@ class CrawlRun(Base):
     __tablename__ = "crawl_runs"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"))
+    story_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stories.id", ondelete="SET NULL"), index=True
+    )
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(20), default="running")
