@@ -24,7 +24,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 # Any constant works; it only has to be the same in every copyhound process so that
 # concurrent `upgrade()` calls on one PostgreSQL database run one after the other.
 _PG_MIGRATION_LOCK = 0x636F7079  # "copy"
@@ -81,19 +80,18 @@ def _sqlite_file(url: URL) -> Path | None:
 
 
 def _check_sqlite_file(path: Path) -> None:
+    """Fail early on a path SQLite cannot use.
+
+    The file itself is never opened here: closing any descriptor of a SQLite file
+    releases every POSIX lock this process holds on it, including those of open
+    connections, which corrupts the database under concurrent writers. A file that is
+    not a database is reported by SQLite on first use (see `_storage_error`).
+    """
     parent = path.parent
     if not parent.is_dir():
         raise StorageError(f"database directory does not exist: {parent} {_HINT}")
     if path.is_dir():
         raise StorageError(f"database path is a directory, not a file: {path} {_HINT}")
-    if path.is_file() and path.stat().st_size > 0:
-        try:
-            with path.open("rb") as fh:
-                header = fh.read(len(_SQLITE_MAGIC))
-        except OSError as err:
-            raise StorageError(f"cannot read database file {path}: {err} {_HINT}") from err
-        if header != _SQLITE_MAGIC:
-            raise StorageError(f"not a SQLite database: {path} {_HINT}")
 
 
 def make_engine(url: str) -> Engine:

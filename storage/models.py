@@ -107,6 +107,9 @@ class Destination(Base):
     secret_env: Mapped[str | None] = mapped_column(String(200))
     digest: Mapped[str] = mapped_column(String(20), default="immediate")
     enabled: Mapped[bool] = mapped_column(default=True)
+    # Alert types this destination receives; None means the defaults of
+    # crawler.alerts.policy.DEFAULT_EVENTS (so new defaults reach old rows).
+    events: Mapped[list[Any] | None] = mapped_column(JSON)
 
     holder: Mapped[RightsHolder] = relationship(back_populates="destinations")
 
@@ -171,6 +174,9 @@ class Page(Base):
     content_type: Mapped[str | None] = mapped_column(String(200))
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    # content_hash of the text last matched: a page whose content_hash differs is
+    # waiting for the match phase (a crash between storing and matching resumes here).
+    matched_hash: Mapped[str | None] = mapped_column(String(64))
     etag: Mapped[str | None] = mapped_column(String(500))
     last_modified: Mapped[str | None] = mapped_column(String(100))
     title: Mapped[str | None] = mapped_column(Text)
@@ -235,6 +241,9 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     next_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # Idempotency key sent with every attempt (webhook-id, Message-ID): set once, at
+    # the first delivery attempt, so receivers can drop a retried duplicate.
+    delivery_id: Mapped[str | None] = mapped_column(String(64), index=True, unique=True)
 
     match: Mapped[Match] = relationship(back_populates="alerts")
 
@@ -253,3 +262,101 @@ class CrawlRun(Base):
     status: Mapped[str] = mapped_column(String(20), default="running")
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+# --- Alert delivery (revision 0002) ------------------------------------------------
+# `scope` is "holder:<id>" or "story:<id>": one non-null text key, so the unique
+# constraints make re-adding a rule a no-op (NULLs never conflict in SQL).
+
+
+class Licence(Base):
+    """A partner domain licensed to republish, optionally bound to carry a credit line."""
+
+    __tablename__ = "licences"
+    __table_args__ = (UniqueConstraint("scope", "domain"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(40))
+    holder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rights_holders.id", ondelete="CASCADE"), index=True
+    )
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    domain: Mapped[str] = mapped_column(String(300))
+    credit_line: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SiteSuppression(Base):
+    """A site a person chose to ignore (`matches mark --ignore-site`): no alerts from it."""
+
+    __tablename__ = "site_suppressions"
+    __table_args__ = (UniqueConstraint("scope", "site"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(40))
+    holder_id: Mapped[int | None] = mapped_column(
+        ForeignKey("rights_holders.id", ondelete="CASCADE"), index=True
+    )
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    site: Mapped[str] = mapped_column(String(300))
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="SET NULL"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MatchDecision(Base):
+    """A person's verdict on a match, kept as history (the match's status is the latest)."""
+
+    __tablename__ = "match_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), index=True)
+    decision: Mapped[str] = mapped_column(String(20))
+    previous_status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CopyKey(Base):
+    """Identities of one copy of a story: its normalised URL and its text hash.
+
+    AMP, print and mirror variants of a page share one of these keys with the first
+    match seen, so they are recognised as the same copy and never alerted again.
+    """
+
+    __tablename__ = "copy_keys"
+    __table_args__ = (UniqueConstraint("story_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(80))
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), index=True)
+
+
+class AlertDigest(Base):
+    """One hourly or daily message grouping a destination's alerts of one time window."""
+
+    __tablename__ = "alert_digests"
+    __table_args__ = (
+        UniqueConstraint("destination_id", "window_end"),
+        Index("ix_alert_digests_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    destination_id: Mapped[int | None] = mapped_column(ForeignKey("destinations.id", ondelete="SET NULL"))
+    period: Mapped[str] = mapped_column(String(20))
+    window_end: Mapped[datetime]
+    delivery_id: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+
+class AlertDigestItem(Base):
+    """Membership of an alert in a digest; an alert belongs to at most one digest."""
+
+    __tablename__ = "alert_digest_items"
+
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    digest_id: Mapped[int] = mapped_column(ForeignKey("alert_digests.id", ondelete="CASCADE"), index=True)

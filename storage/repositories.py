@@ -329,6 +329,21 @@ class Pages:
     def by_url(self, url: str) -> Page | None:
         return self.session.scalars(select(Page).where(Page.url == url)).one_or_none()
 
+    def pending_match_ids(self, *, limit: int = 100_000) -> list[int]:
+        """Pages whose current text has not been matched yet, oldest first."""
+        query = (
+            select(Page.id)
+            .where(Page.text.is_not(None), or_(Page.matched_hash.is_(None), Page.matched_hash != Page.content_hash))
+            .order_by(Page.id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(query))
+
+    def recent_texts(self, *, limit: int) -> list[str]:
+        """Texts of the most recently fetched pages: the background for the matcher."""
+        query = select(Page.text).where(Page.text.is_not(None)).order_by(Page.fetched_at.desc(), Page.id.desc()).limit(limit)
+        return list(self.session.scalars(query))
+
     def get(self, page_id: int) -> Page | None:
         return self.session.get(Page, page_id)
 

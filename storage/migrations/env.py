@@ -18,10 +18,20 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# Tables other libraries keep in our database (APScheduler's job store): not ours to
+# migrate, and autogenerate must not propose dropping them.
+FOREIGN_TABLES = frozenset({"copyhound_scheduler_jobs"})
+
+
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        include_object=include_object,
         # SQLite cannot ALTER most things: batch mode rebuilds tables instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,

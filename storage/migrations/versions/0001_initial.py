@@ -97,6 +97,7 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=200), nullable=True),
         sa.Column("fetched_at", ts, nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=True),
+        sa.Column("matched_hash", sa.String(length=64), nullable=True),
         sa.Column("etag", sa.String(length=500), nullable=True),
         sa.Column("last_modified", sa.String(length=100), nullable=True),
         sa.Column("title", sa.Text(), nullable=True),

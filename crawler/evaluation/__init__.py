@@ -1,0 +1,1 @@
+"""Offline evaluation of the matcher on labelled corpora."""

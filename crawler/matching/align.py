@@ -1,0 +1,579 @@
+"""Sentence alignment between a story and a page, and the wording they share.
+
+Why sentence alignment rather than a document fingerprint: a rewrite keeps the story's
+sentences in order while changing most of their words, and an independent report of
+the same event shares names and figures scattered over different sentences. Matching
+each page sentence to its most similar story sentence and keeping only a monotone
+chain (the order-preserving subset with the greatest total similarity) rewards exactly
+what a derivative keeps: the story's content, sentence by sentence, in its order.
+
+All offsets are character offsets into the ORIGINAL texts given to `prepare`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from crawler.matching import thresholds as T
+from crawler.matching.background import Background, ngram_key
+from crawler.matching.text import STOPWORDS, sentences, stem, word_spans
+from crawler.matching.verdict import Passage
+
+__all__ = ["Alignment", "PreparedText", "align", "prepare", "verbatim"]
+
+_OPEN_QUOTES = '"\u201c\u201e\u00ab'
+_CLOSE_QUOTES = '"\u201d\u00bb'
+_QUOTE_OR_BREAK = re.compile('[\n"\u201c\u201d\u201e\u00ab\u00bb]')
+
+
+@dataclass(slots=True)
+class PreparedText:
+    """A text tokenised once: reuse it to compare one story against many pages."""
+
+    text: str
+    sent_spans: list[tuple[int, int]]  # char span of each sentence
+    sent_tokens: list[tuple[int, int]]  # [first, last) token index of each sentence
+    tokens: list[str]  # folded tokens, stopwords included
+    spans: list[tuple[int, int]]  # char span of each token
+    stems: list[str | None]  # content stem of each token, None for stopwords
+    quoted: list[bool]  # token inside quotation marks
+    rare: set[str]  # stems written as names or figures somewhere in the text
+    sent_stems: list[frozenset[str]] = field(default_factory=list)
+    n_content: int = 0
+    # built lazily, only for texts used as the story side
+    _postings: dict[str, list[int]] | None = None
+    _gram_index: dict[str, list[str]] | None = None
+    _ngrams: dict[tuple[str, ...], list[int]] | None = None
+    _common: tuple[tuple[int, int], float] | None = None
+    _fuzzy: dict[str, tuple[str, float] | None] = field(default_factory=dict)
+
+    def postings(self) -> dict[str, list[int]]:
+        """Stem -> sentence indices containing it."""
+        if self._postings is None:
+            p: dict[str, list[int]] = {}
+            for j, ss in enumerate(self.sent_stems):
+                for s in ss:
+                    p.setdefault(s, []).append(j)
+            self._postings = p
+        return self._postings
+
+    def gram_index(self) -> dict[str, list[str]]:
+        """Character trigram -> vocabulary stems containing it (fuzzy matching)."""
+        if self._gram_index is None:
+            g: dict[str, list[str]] = {}
+            for s in self.postings():
+                if len(s) >= T.FUZZY_MIN_LEN and s.isalpha():
+                    for gram in _char_grams(s):
+                        g.setdefault(gram, []).append(s)
+            self._gram_index = g
+        return self._gram_index
+
+    def ngram_positions(self) -> dict[tuple[str, ...], list[int]]:
+        if self._ngrams is None:
+            n = T.VERBATIM_N
+            d: dict[tuple[str, ...], list[int]] = {}
+            toks = self.tokens
+            for i in range(len(toks) - n + 1):
+                d.setdefault(tuple(toks[i : i + n]), []).append(i)
+            self._ngrams = d
+        return self._ngrams
+
+
+def _char_grams(s: str) -> set[str]:
+    p = f"#{s}#"
+    return {p[i : i + 3] for i in range(len(p) - 2)}
+
+
+def _quoted_mask(text: str, spans: list[tuple[int, int]]) -> list[bool]:
+    """Which tokens sit between quotation marks. Straight quotes toggle; a paragraph
+    break closes an unterminated quote (news style reopens quotes per paragraph)."""
+    inside = False
+    intervals: list[tuple[int, int]] = []
+    start = 0
+    for m in _QUOTE_OR_BREAK.finditer(text):
+        k, c = m.start(), m.group()
+        if c == "\n" and inside:
+            intervals.append((start, k))
+            inside = False
+        elif c in _OPEN_QUOTES or c in _CLOSE_QUOTES:
+            if inside and (c in _CLOSE_QUOTES):
+                intervals.append((start, k))
+                inside = False
+            elif not inside and (c in _OPEN_QUOTES):
+                inside = True
+                start = k
+    if inside:
+        intervals.append((start, len(text)))
+    mask = [False] * len(spans)
+    if not intervals:
+        return mask
+    q = 0
+    for t, (a, _b) in enumerate(spans):
+        while q < len(intervals) and intervals[q][1] <= a:
+            q += 1
+        if q < len(intervals) and intervals[q][0] <= a:
+            mask[t] = True
+    return mask
+
+
+def prepare(text: str) -> PreparedText:
+    """Tokenise and sentence-split `text` once."""
+    if not isinstance(text, str):
+        raise TypeError(f"prepare() needs str, got {type(text).__name__}")
+    spans_all = word_spans(text)
+    sents = sentences(text)
+    tokens: list[str] = []
+    spans: list[tuple[int, int]] = []
+    stems: list[str | None] = []
+    rare: set[str] = set()
+    sent_spans: list[tuple[int, int]] = []
+    sent_tokens: list[tuple[int, int]] = []
+    sent_stems: list[frozenset[str]] = []
+    k = 0
+    n_content = 0
+    for s in sents:
+        while k < len(spans_all) and spans_all[k][1] <= s.start:
+            k += 1  # tokens between sentences (none in practice)
+        first = len(tokens)
+        ss: set[str] = set()
+        while k < len(spans_all) and spans_all[k][2] <= s.end:
+            tok, a, b = spans_all[k]
+            k += 1
+            tokens.append(tok)
+            spans.append((a, b))
+            if tok in STOPWORDS or (len(tok) == 1 and tok.isalpha()):
+                stems.append(None)
+                continue
+            st = stem(tok)
+            stems.append(st)
+            ss.add(st)
+            n_content += 1
+            if not tok.isalpha() or (len(tokens) - 1 > first and not text[a:b].islower()):
+                rare.add(st)  # a figure, or a capitalised word mid-sentence
+        if len(tokens) > first:
+            sent_spans.append((s.start, s.end))
+            sent_tokens.append((first, len(tokens)))
+            sent_stems.append(frozenset(ss))
+    return PreparedText(
+        text=text,
+        sent_spans=sent_spans,
+        sent_tokens=sent_tokens,
+        tokens=tokens,
+        spans=spans,
+        stems=stems,
+        quoted=_quoted_mask(text, spans),
+        rare=rare,
+        sent_stems=sent_stems,
+        n_content=n_content,
+    )
+
+
+# --- weights ------------------------------------------------------------------------
+
+
+class Weights:
+    """Stem weights: names/figures count more; a Background discounts common stems."""
+
+    __slots__ = ("_bg", "_cache", "_rare", "_max")
+
+    def __init__(self, rare: set[str], background: Background | None) -> None:
+        self._rare = rare
+        self._bg = background if background is not None and len(background) > 0 else None
+        self._cache: dict[str, float] = {}
+        self._max = self._bg.max_idf() if self._bg is not None else 1.0
+
+    def __call__(self, s: str) -> float:
+        w = self._cache.get(s)
+        if w is None:
+            w = T.RARE_WEIGHT if s in self._rare else 1.0
+            if self._bg is not None:
+                f = T.BACKGROUND_WEIGHT_FLOOR
+                w *= f + (1.0 - f) * min(1.0, self._bg.idf(s) / self._max)
+            self._cache[s] = w
+        return w
+
+
+# --- alignment ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Alignment:
+    pairs: list[tuple[int, int, float]]  # (page sentence, story sentence, similarity), in order
+    best_pairs: int  # page sentences whose best story match passes PAIR_MIN_SIM
+    page_cov: float  # share of page content weight matched inside aligned pairs
+    story_cov: float  # share of story content weight matched inside aligned pairs
+    rare_share: float  # share of the page's name/figure weight matched in order
+    rare_count: int  # distinct names/figures matched in order
+    page_cov_window: float  # page_cov, crediting words found near the match (condensation)
+    story_cov_window: float
+    page_sent_cov: float  # share of page content words in aligned sentences
+    story_sent_cov: float  # share of story content words in aligned sentences
+    matched_tokens: int  # page content tokens matched inside aligned pairs
+    fuzzy_tokens: int  # ... of which matched only fuzzily (near misses)
+    rare_matched: float  # weight of name/figure stems matched inside aligned pairs
+    passages: list[Passage]
+
+
+def _fuzzy_map(page: PreparedText, story: PreparedText) -> dict[str, tuple[str, float]]:
+    """Page stems absent from the story -> (closest story stem, Dice), near misses only."""
+    vocab = story.postings()
+    gidx = story.gram_index()
+    cache = story._fuzzy
+    out: dict[str, tuple[str, float]] = {}
+    seen: set[str] = set()
+    for s in page.stems:
+        if s is None or s in vocab or s in seen:
+            continue
+        seen.add(s)
+        if len(s) < T.FUZZY_MIN_LEN or not s.isalpha():
+            continue
+        if s in cache:  # page words recur across the pages compared with one story
+            hit = cache[s]
+            if hit is not None:
+                out[s] = hit
+            continue
+        cache[s] = None
+        grams = _char_grams(s)
+        counts: dict[str, int] = {}
+        for g in grams:
+            for cand in gidx.get(g, ()):
+                counts[cand] = counts.get(cand, 0) + 1
+        best, best_d = None, 0.0
+        for cand, c in counts.items():
+            d = 2.0 * c / (len(grams) + len(cand))  # a word of length L has <= L trigrams
+            if d > best_d:
+                best, best_d = cand, d
+        if best is not None:
+            d = 2.0 * len(grams & _char_grams(best)) / (len(grams) + len(_char_grams(best)))
+            if d >= T.FUZZY_MIN_DICE:
+                out[s] = cache[s] = (best, d)
+    return out
+
+
+def align(
+    story: PreparedText, page: PreparedText, *, background: Background | None = None
+) -> Alignment:
+    weight = Weights(story.rare | page.rare, background)
+    fuzzy = _fuzzy_map(page, story)
+    postings = story.postings()
+
+    # page sentence -> {story stem: credit}
+    page_maps: list[dict[str, float]] = []
+    page_norm: list[float] = []
+    for ss in page.sent_stems:
+        m: dict[str, float] = {}
+        norm = 0.0
+        for s in ss:
+            if s in postings:
+                m[s] = 1.0
+                norm += weight(s)
+            elif s in fuzzy:
+                t, d = fuzzy[s]
+                m[t] = max(m.get(t, 0.0), T.FUZZY_CREDIT * d)
+                norm += weight(t)
+            else:
+                norm += weight(s)
+        page_maps.append(m)
+        page_norm.append(norm)
+    story_norm = [sum(weight(s) for s in ss) for ss in story.sent_stems]
+    boiler = _boilerplate_factors(page, story, background)
+
+    # sparse similarity: accumulate shared weight per story sentence
+    cands: list[list[tuple[int, float]]] = []
+    best_pairs = 0
+    for i, m in enumerate(page_maps):
+        acc: dict[int, float] = {}
+        for s, credit in m.items():
+            w = weight(s) * credit
+            for j in postings[s]:
+                acc[j] = acc.get(j, 0.0) + w
+        row = []
+        pn = page_norm[i]
+        if pn > 0 and len(page.sent_stems[i]) >= 1:
+            for j, shared in acc.items():
+                sim = shared / math.sqrt(pn * story_norm[j])
+                if sim >= T.PAIR_MIN_SIM and boiler[i] > 0.0:
+                    row.append((j, sim * boiler[i]) if sim * boiler[i] >= T.PAIR_MIN_SIM else (j, 0.0))
+        row = [x for x in row if x[1] > 0.0]
+        if row and len(page.sent_stems[i]) >= T.MIN_SENTENCE_CONTENT:
+            best_pairs += 1
+        cands.append(row)
+
+    pairs = _monotone_chain(cands, page, story)
+
+    # coverage inside aligned pairs
+    page_total = sum(page_norm) or 1.0
+    story_total = sum(story_norm) or 1.0
+    page_matched = 0.0
+    story_matched_stems: dict[int, set[str]] = {}
+    matched_tokens = fuzzy_tokens = 0
+    rare_matched = 0.0
+    page_sent_words = story_sent_words = 0
+    aligned_story: set[int] = set()
+    story_factor: dict[int, float] = {}
+    for i, j, _sim in pairs:
+        m = page_maps[i]
+        sj = story.sent_stems[j]
+        qf = (T.QUOTED_WEIGHT if _mostly_quoted(page, i) else 1.0) * boiler[i]
+        story_factor[j] = min(story_factor.get(j, 1.0), boiler[i])
+        got = story_matched_stems.setdefault(j, set())
+        for s in page.sent_stems[i]:
+            t = fuzzy[s][0] if s in fuzzy else s
+            if t in sj and t in m:
+                page_matched += weight(t) * m[t] * qf
+                got.add(t)
+                if s in fuzzy:
+                    fuzzy_tokens += 1
+                matched_tokens += 1
+                if t in story.rare:
+                    rare_matched += weight(t)
+        a, b = page.sent_tokens[i]
+        page_sent_words += sum(1 for x in page.stems[a:b] if x is not None)
+        aligned_story.add(j)
+    # condensed sentences: a page sentence may also cover its story match's neighbours
+    for i, j, _sim in pairs:
+        for jj in (j - 1, j + 1):
+            if 0 <= jj < len(story.sent_stems) and jj not in aligned_story:
+                shared = sum(weight(s) * c for s, c in page_maps[i].items() if s in story.sent_stems[jj])
+                if story_norm[jj] > 0 and shared / math.sqrt(page_norm[i] * story_norm[jj]) >= T.SECONDARY_MIN_SIM:
+                    story_matched_stems.setdefault(jj, set()).update(
+                        s for s in page_maps[i] if s in story.sent_stems[jj]
+                    )
+    # condensation: a page sentence often merges its match with neighbouring story
+    # sentences; credit its words found within ALIGN_WINDOW sentences of the match
+    page_matched_w = 0.0
+    story_w_stems: dict[int, set[str]] = {}
+    ns = len(story.sent_stems)
+    for i, j, _sim in pairs:
+        lo, hi = max(0, j - T.ALIGN_WINDOW), min(ns, j + T.ALIGN_WINDOW + 1)
+        for s, credit in page_maps[i].items():
+            for jj in range(lo, hi):
+                if s in story.sent_stems[jj]:
+                    page_matched_w += weight(s) * credit
+                    story_w_stems.setdefault(jj, set()).add(s)
+                    break
+    # exclusive details: names and figures of the page that reappear in order
+    page_rare_total = sum(weight(s) for s in {x for x in page.stems if x is not None} if s in page.rare) or 1.0
+    rare_in_chain = {s for i, j, _ in pairs for s in page_maps[i] if s in story.sent_stems[j] and s in story.rare}
+    rare_share = sum(weight(s) for s in rare_in_chain) / page_rare_total
+    story_matched_w = sum(weight(s) for got in story_w_stems.values() for s in got)
+    story_matched = 0.0
+    for j, got in story_matched_stems.items():
+        qf = (T.QUOTED_WEIGHT if _mostly_quoted(story, j) else 1.0) * story_factor.get(j, 1.0)
+        story_matched += qf * sum(weight(s) for s in got)
+        a, b = story.sent_tokens[j]
+        story_sent_words += sum(1 for x in story.stems[a:b] if x is not None)
+    page_words = page.n_content or 1
+    story_words = story.n_content or 1
+    return Alignment(
+        pairs=pairs,
+        best_pairs=best_pairs,
+        page_cov=min(1.0, page_matched / page_total),
+        rare_share=min(1.0, rare_share),
+        rare_count=len(rare_in_chain),
+        page_cov_window=min(1.0, page_matched_w / page_total),
+        story_cov_window=min(1.0, story_matched_w / story_total),
+        story_cov=min(1.0, story_matched / story_total),
+        page_sent_cov=min(1.0, page_sent_words / page_words),
+        story_sent_cov=min(1.0, story_sent_words / story_words),
+        matched_tokens=matched_tokens,
+        fuzzy_tokens=fuzzy_tokens,
+        rare_matched=rare_matched,
+        passages=_passages(pairs, page, story),
+    )
+
+
+def common_df(story: PreparedText, background: Background) -> float:
+    """Document frequency from which a word n-gram counts as boilerplate for `story`.
+
+    Absolute commonness is not enough: a story syndicated across a crawl makes its own
+    sentences common. Boilerplate is wording more common than the story's own wording,
+    so the floor is raised to the BACKGROUND_STORY_QUANTILE of the df of the story's
+    n-grams (cached on the prepared story per background state)."""
+    key = (id(background), len(background))
+    cached = story._common
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    n = background.ngram
+    toks = story.tokens
+    dfs = sorted(background.df(ngram_key(toks[k : k + n])) for k in range(len(toks) - n + 1))
+    q = dfs[int(T.BACKGROUND_STORY_QUANTILE * (len(dfs) - 1))] if dfs else 0
+    value = max(T.BACKGROUND_COMMON_MIN_DF, T.BACKGROUND_COMMON_SHARE * (len(background) - 1), q + 1)
+    story._common = (key, value)
+    return value
+
+
+def _boilerplate_factors(
+    page: PreparedText, story: PreparedText, background: Background | None
+) -> list[float]:
+    """Per page sentence, 1.0 or BOILERPLATE_FACTOR when most of its word n-grams are
+    common in the background (press-release and site boilerplate, agency notices)."""
+    out = [1.0] * len(page.sent_tokens)
+    if background is None or len(background) == 0:
+        return out
+    n = background.ngram
+    common = common_df(story, background)
+    toks = page.tokens
+    for i, (a, b) in enumerate(page.sent_tokens):
+        grams = b - a - n + 1
+        if grams <= 0:
+            continue
+        hits = sum(1 for k in range(a, b - n + 1) if background.df(ngram_key(toks[k : k + n])) - 1 >= common)
+        if hits >= T.BOILERPLATE_MIN_SHARE * grams:
+            out[i] = T.BOILERPLATE_FACTOR
+    return out
+
+
+def _mostly_quoted(t: PreparedText, i: int) -> bool:
+    """Quotes of public statements are shared by independent reports of an event."""
+    a, b = t.sent_tokens[i]
+    return b > a and 2 * sum(t.quoted[a:b]) > b - a
+
+
+def _monotone_chain(
+    cands: list[list[tuple[int, float]]], page: PreparedText, story: PreparedText
+) -> list[tuple[int, int, float]]:
+    """Order-preserving pairs (i and j non-decreasing, each page sentence once) with the
+    greatest total gain, gain = similarity x content words of the page sentence.
+
+    Weighted longest-increasing-subsequence with a Fenwick tree of prefix maxima over
+    story sentences: O(K log n) for K candidate pairs."""
+    n = len(story.sent_stems)
+    if n == 0:
+        return []
+    tree = [0.0] * (n + 1)
+    arg = [-1] * (n + 1)
+    nodes: list[tuple[int, int, float, int]] = []  # (i, j, sim, prev node)
+    best_total, best_node = 0.0, -1
+
+    def query(j: int) -> tuple[float, int]:
+        j += 1
+        v, a = 0.0, -1
+        while j > 0:
+            if tree[j] > v:
+                v, a = tree[j], arg[j]
+            j -= j & -j
+        return v, a
+
+    def update(j: int, v: float, a: int) -> None:
+        j += 1
+        while j <= n:
+            if v > tree[j]:
+                tree[j], arg[j] = v, a
+            j += j & -j
+
+    for i, row in enumerate(cands):
+        if not row:
+            continue
+        a, b = page.sent_tokens[i]
+        size = max(1, sum(1 for x in page.stems[a:b] if x is not None))
+        pending = []
+        for j, sim in row:
+            prev_v, prev_a = query(j)
+            v = prev_v + sim * size
+            nodes.append((i, j, sim, prev_a))
+            pending.append((j, v, len(nodes) - 1))
+        for j, v, node in pending:
+            update(j, v, node)
+            if v > best_total:
+                best_total, best_node = v, node
+    chain = []
+    k = best_node
+    while k >= 0:
+        i, j, sim, prev = nodes[k]
+        chain.append((i, j, sim))
+        k = prev
+    chain.reverse()
+    return chain
+
+
+def _passages(
+    pairs: list[tuple[int, int, float]], page: PreparedText, story: PreparedText
+) -> list[Passage]:
+    """Merge runs of adjacent aligned sentences into passages a person can check."""
+    out: list[Passage] = []
+    run: list[tuple[int, int, float]] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        ps, pe = page.sent_spans[run[0][0]][0], page.sent_spans[run[-1][0]][1]
+        js = [j for _, j, _ in run]
+        ss, se = story.sent_spans[min(js)][0], story.sent_spans[max(js)][1]
+        sim = sum(s for _, _, s in run) / len(run)
+        out.append(
+            Passage(
+                story_start=ss,
+                story_end=se,
+                page_start=ps,
+                page_end=pe,
+                similarity=round(sim, 3),
+                story_text=story.text[ss:se],
+                page_text=page.text[ps:pe],
+            )
+        )
+        run.clear()
+
+    for p in pairs:
+        if run and (p[0] != run[-1][0] + 1 or p[1] - run[-1][1] not in (0, 1, 2)):
+            flush()
+        run.append(p)
+    flush()
+    return out
+
+
+# --- verbatim wording ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Verbatim:
+    page_share: float  # share of page tokens inside shared word n-grams
+    story_share: float  # share of story tokens inside shared word n-grams
+    longest_run: int  # longest run of page tokens covered by shared n-grams (unquoted)
+    covered_tokens: float  # page tokens covered (quoted ones at QUOTED_WEIGHT)
+
+
+def verbatim(
+    story: PreparedText, page: PreparedText, *, background: Background | None = None
+) -> Verbatim:
+    """Word n-gram containment in both directions, discounting quotes and boilerplate."""
+    n = T.VERBATIM_N
+    idx = story.ngram_positions()
+    ptoks = page.tokens
+    pcov = [0.0] * len(ptoks)
+    scov = [False] * len(story.tokens)
+    bg = background if background is not None and len(background) > 0 else None
+    floor = common_df(story, bg) if bg is not None else 0.0
+    bn = bg.ngram if bg is not None else 0
+    for i in range(len(ptoks) - n + 1):
+        pos = idx.get(tuple(ptoks[i : i + n]))
+        if pos is None:
+            continue
+        if bg is not None:
+            # boilerplate if every sub-gram of the window is common in the background
+            boiler = all(
+                bg.df(ngram_key(ptoks[k : k + bn])) - 1 >= floor for k in range(i, i + n - bn + 1)
+            )
+            if boiler:
+                continue
+        for k in range(i, i + n):
+            pcov[k] = T.QUOTED_WEIGHT if page.quoted[k] else 1.0
+        for p in pos:
+            for k in range(p, p + n):
+                scov[k] = True
+    longest = run = 0
+    for k, c in enumerate(pcov):
+        if c >= 1.0:
+            run += 1
+            longest = max(longest, run)
+        else:
+            run = 0
+    covered = sum(pcov)
+    return Verbatim(
+        page_share=covered / max(1, len(ptoks)),
+        story_share=sum(scov) / max(1, len(story.tokens)),
+        longest_run=longest,
+        covered_tokens=covered,
+    )

@@ -1,0 +1,127 @@
+"""Store fetched pages, then match them against the stories: two phases, each page
+one short transaction in each.
+
+Why two phases: independent reports of one event share its names, figures and
+public quotes, and only the pages a crawl collects tell which details are the
+event's (many pages carry them) and which are the story's own (only it and its
+copies do). So pages are stored while the crawl runs, and matched after it with a
+background learned from the stored pages. A page whose text changed carries a
+`matched_hash` that differs from its `content_hash` until matched, so a crash
+between the phases is resumed by the next run and nothing is matched twice.
+
+Knows storage and the matcher, not Scrapy: the pipeline, the worker, the demo and
+tests call it the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+from sqlalchemy.orm import sessionmaker
+
+from crawler.alerts.outbox import on_match
+from crawler.matching import Matcher
+from crawler.matching.background import Background
+from crawler.urls import canonical
+from storage.models import Page, Story, utcnow
+from storage.repositories import Matches, Pages, Stories
+
+# Pages the background is learned from: the most recently fetched ones.
+BACKGROUND_PAGES = 5000
+
+
+@dataclass
+class Counts:
+    pages_stored: int = 0
+    pages_unchanged: int = 0
+    pages_matched: int = 0
+    own_pages: int = 0
+    matches_new: int = 0
+    matches_changed: int = 0
+    matches_seen: int = 0
+    alerts_queued: int = 0
+
+    def __iadd__(self, other: Counts) -> Counts:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def store_page(factory: sessionmaker, *, url: str, text: str, fetched_at: datetime | None = None, **page_fields) -> Counts:
+    """Phase one: save a fetched page. Unchanged text only refreshes what was seen."""
+    seen = fetched_at or utcnow()
+    with factory.begin() as session:
+        page, changed = Pages(session).upsert(url=url, text=text, fetched_at=seen, **page_fields)
+        if changed or page.matched_hash != page.content_hash:
+            return Counts(pages_stored=int(changed), pages_unchanged=int(not changed))
+        return Counts(pages_unchanged=1, matches_seen=Matches(session).touch_page(page.id, seen_at=seen))
+
+
+class MatchPhase:
+    """Phase two: match every page waiting for it against the stories' index."""
+
+    def __init__(self, factory: sessionmaker, stories: Iterable[Story], background: Background | None, *, focus_story_id: int | None = None) -> None:
+        self.factory = factory
+        stories = list(stories)
+        self.focus = (focus_story_id,) if focus_story_id else ()
+        self.own_urls = {s.id: canonical(s.canonical_url) for s in stories if s.canonical_url}
+        self.matcher = Matcher.build(((s.id, s.text) for s in stories), background=background)
+
+    @classmethod
+    def load(cls, factory: sessionmaker, *, focus_story_id: int | None = None, background_pages: int = BACKGROUND_PAGES) -> MatchPhase:
+        with factory.begin() as session:
+            stories = Stories(session).list()
+            texts = Pages(session).recent_texts(limit=background_pages)
+        background = Background.from_texts(texts) if texts else None
+        return cls(factory, stories, background, focus_story_id=focus_story_id)
+
+    def run(self, *, on_page: Callable[[Counts], None] | None = None) -> Counts:
+        with self.factory.begin() as session:
+            pending = Pages(session).pending_match_ids()
+        total = Counts()
+        for page_id in pending:
+            counts = self.match_page(page_id)
+            total += counts
+            if on_page:
+                on_page(total)
+        return total
+
+    def match_page(self, page_id: int) -> Counts:
+        counts = Counts(pages_matched=1)
+        with self.factory.begin() as session:
+            page = session.get(Page, page_id)
+            if page is None or page.text is None or page.matched_hash == page.content_hash:
+                return Counts()  # another worker got there first
+            seen = page.fetched_at
+            page_urls = {canonical(page.url)} | ({canonical(page.canonical_url)} if page.canonical_url else set())
+            matches = Matches(session)
+            for story_id, verdict in self.matcher.match(page.text, include=self.focus):
+                if not verdict.derived:
+                    continue
+                if self.own_urls.get(story_id) in page_urls:
+                    counts.own_pages += 1
+                    continue
+                match, is_new = matches.upsert(
+                    story_id=story_id,
+                    page_id=page.id,
+                    kind=verdict.kind,
+                    confidence=verdict.confidence,
+                    story_coverage=verdict.story_coverage,
+                    page_coverage=verdict.page_coverage,
+                    scores=verdict.scores,
+                    evidence=verdict.evidence(),
+                    seen_at=seen,
+                )
+                if is_new:
+                    counts.matches_new += 1
+                else:
+                    counts.matches_changed += 1
+                # Licences, suppressions and known mirrors decide which alerts, if any.
+                counts.alerts_queued += len(on_match(session, match, is_new=is_new, page_changed=True))
+            page.matched_hash = page.content_hash
+        return counts
