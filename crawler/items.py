@@ -11,6 +11,7 @@ class PageItem:
     status: int
     content_type: str | None
     html: str = field(repr=False)
+    body: bytes = field(default=b"", repr=False)  # raw bytes as received: the evidence
     headers: dict[str, str] = field(default_factory=dict)
     # Filled by the extraction pipeline.
     title: str | None = None

@@ -15,7 +15,7 @@ tests call it the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 
@@ -26,7 +26,7 @@ from crawler.matching import Matcher
 from crawler.matching.background import Background
 from crawler.urls import canonical
 from storage.models import Page, Story, utcnow
-from storage.repositories import Matches, Pages, Stories
+from storage.repositories import Matches, Pages, Snapshots, Stories
 
 # Pages the background is learned from: the most recently fetched ones.
 BACKGROUND_PAGES = 5000
@@ -52,11 +52,27 @@ class Counts:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def store_page(factory: sessionmaker, *, url: str, text: str, fetched_at: datetime | None = None, **page_fields) -> Counts:
-    """Phase one: save a fetched page. Unchanged text only refreshes what was seen."""
+def store_page(
+    factory: sessionmaker,
+    *,
+    url: str,
+    text: str,
+    body: bytes = b"",
+    headers: Mapping[str, str] | None = None,
+    fetched_at: datetime | None = None,
+    **page_fields,
+) -> Counts:
+    """Phase one: save a fetched page and a snapshot of its bytes.
+
+    Unchanged text only refreshes what was seen."""
     seen = fetched_at or utcnow()
     with factory.begin() as session:
         page, changed = Pages(session).upsert(url=url, text=text, fetched_at=seen, **page_fields)
+        if body:
+            Snapshots(session).add(
+                page.id, body=body, headers=headers or {}, http_status=page.http_status,
+                content_hash=page.content_hash, fetched_at=seen,
+            )
         if changed or page.matched_hash != page.content_hash:
             return Counts(pages_stored=int(changed), pages_unchanged=int(not changed))
         return Counts(pages_unchanged=1, matches_seen=Matches(session).touch_page(page.id, seen_at=seen))

@@ -88,6 +88,8 @@ class StorePipeline:
             content_hash=content_hash(item.text or ""),
             title=item.title,
             text=item.text or "",
+            body=item.body,
+            headers=item.headers,
             published=item.published,
             site_name=item.site_name,
             etag=item.headers.get("Etag"),

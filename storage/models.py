@@ -156,6 +156,8 @@ class Source(Base):
     url: Mapped[str] = mapped_column(String(2000))
     max_depth: Mapped[int] = mapped_column(Integer, default=2)
     max_pages: Mapped[int] = mapped_column(Integer, default=200)
+    # Per-source settings that are not columns (a search query, a "since" date).
+    options: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     story: Mapped[Story] = relationship(back_populates="sources")
@@ -360,3 +362,36 @@ class AlertDigestItem(Base):
 
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
     digest_id: Mapped[int] = mapped_column(ForeignKey("alert_digests.id", ondelete="CASCADE"), index=True)
+
+
+class PageSnapshot(Base):
+    """The bytes of one distinct version of a page, as fetched: the evidence a takedown
+    notice rests on (raw body, headers, hash), kept even after the page changes."""
+
+    __tablename__ = "page_snapshots"
+    __table_args__ = (UniqueConstraint("page_id", "body_sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"), index=True)
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    http_status: Mapped[int | None]
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # zlib-compressed
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class CopyEdge(Base):
+    """`copy_page` derives from `source_page` more closely than from the story itself:
+    a copy of a copy. Edges make the chain of who copied whom."""
+
+    __tablename__ = "copy_edges"
+    __table_args__ = (UniqueConstraint("story_id", "source_page_id", "copy_page_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    source_page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"))
+    copy_page_id: Mapped[int] = mapped_column(ForeignKey("pages.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    similarity: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -10,6 +10,7 @@ PostgreSQL database never fail with IntegrityError and saving twice stays a no-o
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from storage.models import (
     Destination,
     Match,
     Page,
+    PageSnapshot,
     RightsHolder,
     Source,
     Story,
@@ -575,3 +577,40 @@ __all__ = [
     "Stories",
     "text_hash",
 ]
+
+
+class Snapshots:
+    """Distinct versions of a page's raw bytes, kept as evidence."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        page_id: int,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        http_status: int | None,
+        content_hash: str | None,
+        fetched_at: datetime | None = None,
+    ) -> bool:
+        """Keep this body unless the page already has a snapshot of the same bytes."""
+        values = {
+            "page_id": page_id,
+            "fetched_at": fetched_at or utcnow(),
+            "http_status": http_status,
+            "headers": dict(headers),
+            "body": zlib.compress(body, 6),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "content_hash": content_hash,
+        }
+        return _insert_ignore(self.session, PageSnapshot, values, ["page_id", "body_sha256"]) is not None
+
+    def for_page(self, page_id: int) -> list[PageSnapshot]:
+        query = select(PageSnapshot).where(PageSnapshot.page_id == page_id).order_by(PageSnapshot.fetched_at, PageSnapshot.id)
+        return list(self.session.scalars(query))
+
+    @staticmethod
+    def body_of(snapshot: PageSnapshot) -> bytes:
+        return zlib.decompress(snapshot.body)

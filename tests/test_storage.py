@@ -43,6 +43,8 @@ from storage.engine import alembic_config
 from storage.models import Base
 
 TABLES = {
+    "page_snapshots",
+    "copy_edges",
     "licences",
     "site_suppressions",
     "match_decisions",

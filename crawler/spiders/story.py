@@ -18,6 +18,7 @@ from scrapy.selector import Selector
 from scrapy.utils.sitemap import Sitemap
 
 from crawler.items import PageItem
+from crawler.links import hrefs
 from crawler.urls import canonical
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -106,11 +107,12 @@ class StorySpider(scrapy.Spider):
             status=response.status,
             content_type=content_type,
             html=response.text,
+            body=response.body,
             headers={k.decode("latin-1"): b", ".join(v).decode("latin-1") for k, v in response.headers.items()},
         )
         hops = response.meta.get("hops", 0)
         if hops < response.meta.get("max_depth", 0):
-            for href in response.xpath("//a/@href").getall():
+            for href in hrefs(response.text):
                 yield from self._follow(response, href, hops=hops + 1)
 
     def _follow(self, response: Response, href: str, *, hops: int) -> Iterable[scrapy.Request]:
