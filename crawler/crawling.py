@@ -40,8 +40,11 @@ def run_crawl(
     *,
     settings: Mapping[str, Any] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    on_start: Callable[[subprocess.Popen], None] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> CrawlResult:
+    """Crawl `story_id` in a worker process; `on_start` receives the process (so a
+    service can forward a stop signal to it)."""
     engine = make_engine(db_url)
     factory = session_factory(engine)
     try:
@@ -55,6 +58,8 @@ def run_crawl(
             cmd += ["--set", f"{name}={value}"]
         result: dict[str, Any] = {}
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
+        if on_start:
+            on_start(proc)
         stderr_tail = _follow(proc, on_progress, result, timeout)
         with factory.begin() as session:
             row = session.get(CrawlRun, run_id)

@@ -173,10 +173,10 @@ def _read_body(response: HTTPResponse, url: str, *, max_bytes: int, deadline: fl
     raw_read = 0
     while True:  # ends at EOF, at the size cap or at the deadline
         remaining = deadline - time.monotonic()
-        if False:
-            pass
+        if remaining <= 0:
+            raise FetchError(f"timed out after {timeout:g} s reading {url}")
         _set_read_timeout(response, remaining)
-        chunk = response.read(_CHUNK)
+        chunk = response.read1(_CHUNK)
         if not chunk:
             break
         raw_read += len(chunk)

@@ -11,7 +11,6 @@ import html
 import re
 
 _HREF = re.compile(r"""<a\s[^>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.I | re.S)
-_BASE = re.compile(r"""<base\s[^>]*?href\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+))""", re.I | re.S)
 
 
 def hrefs(page: str) -> list[str]:
@@ -22,8 +21,3 @@ def hrefs(page: str) -> list[str]:
         if value and not value.startswith(("#", "javascript:", "mailto:", "tel:", "data:")):
             seen.setdefault(value, None)
     return list(seen)
-
-
-def base_href(page: str) -> str | None:
-    m = _BASE.search(page[:20_000])
-    return html.unescape(m.group(1) or m.group(2) or m.group(3) or "").strip() or None if m else None

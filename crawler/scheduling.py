@@ -18,12 +18,12 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -297,6 +297,7 @@ class _Service:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.running: dict[int, datetime] = {}  # story id -> crawl start
+        self.workers: dict[int, subprocess.Popen] = {}  # story id -> its crawl worker
 
     def resolve(self, stored: str) -> str:
         """The service's own URL (with its password) when the job names the same database."""
@@ -320,7 +321,7 @@ def crawl_job(db_url: str, story_id: int) -> str:
         SERVICE.running[story_id] = started
     try:
         logger.info("crawl of story %d starting", story_id)
-        result = run_crawl(url, story_id)
+        result = run_crawl(url, story_id, on_start=lambda proc: _register_worker(story_id, proc))
         if SERVICE.stopping.is_set() and result.status not in ("finished", "interrupted"):
             _record_interrupted(url, story_id, since=started)
             result.status = "interrupted"
@@ -332,6 +333,12 @@ def crawl_job(db_url: str, story_id: int) -> str:
     finally:
         with SERVICE.lock:
             SERVICE.running.pop(story_id, None)
+            SERVICE.workers.pop(story_id, None)
+
+
+def _register_worker(story_id: int, proc: subprocess.Popen) -> None:
+    with SERVICE.lock:
+        SERVICE.workers[story_id] = proc
 
 
 def _record_interrupted(db_url: str, story_id: int, *, since: datetime) -> int:
@@ -353,33 +360,16 @@ def _record_interrupted(db_url: str, story_id: int, *, since: datetime) -> int:
     return count
 
 
-def _worker_children() -> list[int]:
-    """Crawl worker processes started by this process (Linux /proc; empty elsewhere)."""
-    me, pids = os.getpid(), []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return pids
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == me and b"crawler.crawl_worker" in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return pids
-
-
 def _signal_children(signum: int) -> list[int]:
-    pids = _worker_children()
-    for pid in pids:
+    """Send `signum` to the crawl workers still running; their pids."""
+    with SERVICE.lock:
+        workers = [p for p in SERVICE.workers.values() if p.poll() is None]
+    for proc in workers:
         try:
-            os.kill(pid, signum)
+            proc.send_signal(signum)
         except ProcessLookupError:
             pass
-    return pids
+    return [p.pid for p in workers]
 
 
 def serve(db_url: str, *, settings: ServiceSettings | None = None, ready: Callable[[Any], None] | None = None) -> int:
