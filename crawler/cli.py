@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from crawler import alert_commands, commands
+from crawler import alert_commands, commands, config_commands
 from storage.engine import DEFAULT_DB_ENV
 
 
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=commands.demo)
 
     alert_commands.add_commands(sub)
+    config_commands.add_commands(sub)
     return parser
 
 

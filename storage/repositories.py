@@ -35,7 +35,7 @@ from storage.models import (
 
 CHANNELS = frozenset({"email", "webhook"})
 DIGESTS = frozenset({"immediate", "hourly", "daily"})
-SOURCE_KINDS = frozenset({"start_url", "feed", "sitemap"})
+SOURCE_KINDS = frozenset({"start_url", "feed", "sitemap", "search"})
 MATCH_STATUSES = frozenset({"active", "removed", "licensed", "false_positive", "ignored"})
 
 
