@@ -11,10 +11,18 @@ from typing import Any
 
 from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem, NotConfigured
+from scrapy.utils.asyncio import is_asyncio_available
 
-from crawler.extraction import ExtractionError, content_hash, extract
-from crawler.items import PageItem
-from crawler.monitoring import store_page
+from crawler.extraction import ExtractionError, content_hash
+from crawler.extraction_pool import (
+    ExtractionCrashed,
+    ExtractionPool,
+    ExtractionTimeout,
+    timeout_from_env,
+    workers_from_env,
+)
+from crawler.items import GoneItem, NotModifiedItem, PageItem
+from crawler.monitoring import Counts, record_gone, record_not_modified, store_page
 from storage.engine import make_engine, session_factory
 from crawler.urls import site_of
 
@@ -22,25 +30,126 @@ logger = logging.getLogger(__name__)
 
 
 class ExtractPipeline:
-    def __init__(self, crawler: Crawler) -> None:
+    """Main text and metadata of each page, extracted in worker processes
+    (`crawler.extraction_pool`) so the reactor keeps downloading meanwhile.
+
+    COPYHOUND_EXTRACT_WORKERS sets the number of processes (default: one per CPU;
+    0 extracts inline, for debugging); COPYHOUND_EXTRACT_TIMEOUT the seconds one
+    page may take. Both are read from the Scrapy settings, then the environment.
+    A page that has no text, crashes its worker or runs out of time is dropped and
+    counted (copyhound/skipped/no_text, extract_failed, extract_timeout); the crawl
+    goes on.
+    """
+
+    def __init__(self, crawler: Crawler, workers: int, timeout: float, max_pending: int) -> None:
         self.stats = crawler.stats
+        self.workers = workers
+        self.timeout = timeout
+        self.max_pending = max_pending
+        self.pool: ExtractionPool | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> ExtractPipeline:
-        return cls(crawler)
-
-    def process_item(self, item: PageItem) -> PageItem:
+        settings = crawler.settings
         try:
-            extracted = extract(item.html, url=item.url)
+            workers = workers_from_env()
+            timeout = timeout_from_env()
+            if settings.get("COPYHOUND_EXTRACT_WORKERS") not in (None, ""):
+                workers = settings.getint("COPYHOUND_EXTRACT_WORKERS")
+            if settings.get("COPYHOUND_EXTRACT_TIMEOUT") not in (None, ""):
+                timeout = settings.getfloat("COPYHOUND_EXTRACT_TIMEOUT")
+        except ValueError as exc:
+            raise ValueError(f"COPYHOUND_EXTRACT_WORKERS / COPYHOUND_EXTRACT_TIMEOUT: {exc}") from exc
+        if workers and not is_asyncio_available():
+            logger.warning(
+                "extraction runs inline: COPYHOUND_EXTRACT_WORKERS=%d needs the asyncio reactor (TWISTED_REACTOR)", workers
+            )
+            workers = 0
+        # Jobs handed to the executor at once; items beyond wait as coroutines, which
+        # Scrapy bounds (CONCURRENT_ITEMS per response, SCRAPER_SLOT_MAX_ACTIVE_SIZE).
+        max_pending = max(1, min(settings.getint("CONCURRENT_ITEMS", 100), 2 * max(1, workers)))
+        return cls(crawler, workers, timeout, max_pending)
+
+    def open_spider(self) -> None:
+        self.pool = ExtractionPool(self.workers, timeout=self.timeout, max_pending=self.max_pending)
+        self.pool.start(wait=False)  # workers import trafilatura while the first pages download
+
+    def close_spider(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.stats.set_value("copyhound/extract_pool_restarts", self.pool.rebuilds)
+
+    async def process_item(self, item: PageItem) -> PageItem:
+        try:
+            result = await self.pool.extract(item.html, item.url)
         except ExtractionError as exc:
             self.stats.inc_value("copyhound/skipped/no_text")
             raise DropItem(f"no article text in {item.url}: {exc}") from exc
+        except ExtractionTimeout as exc:
+            self.stats.inc_value("copyhound/skipped/extract_timeout")
+            raise DropItem(f"extraction timed out on {item.url}: {exc}") from exc
+        except ExtractionCrashed as exc:
+            self.stats.inc_value("copyhound/skipped/extract_failed")
+            raise DropItem(f"extraction failed on {item.url}: {exc}") from exc
+        extracted = result.extracted
+        self.stats.inc_value("copyhound/extract_seconds", result.seconds)
         item.title = extracted.title
         item.text = extracted.text
         item.published = extracted.published
         item.site_name = extracted.site_name
         item.canonical_url = extracted.canonical_url
         return item
+
+
+class FetchOutcomePipeline:
+    """Answers with no content to extract, stored and stopped here (before extraction):
+    a 304 refreshes the known page and touches its matches; a 404/410 from a known
+    copy marks its matches removed and queues `copy.removed`.
+
+    Pages go on to ExtractPipeline untouched. Handled items are dropped quietly
+    (DEBUG): they are counted as not_modified / pages_gone, not as pages.
+    """
+
+    def __init__(self, crawler: Crawler, db_url: str) -> None:
+        self.stats = crawler.stats
+        self.db_url = db_url
+        self.engine = None
+        self.factory = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> FetchOutcomePipeline:
+        db_url = crawler.settings.get("COPYHOUND_DB")
+        if not db_url:
+            raise NotConfigured("set COPYHOUND_DB to the database URL to store pages and matches")
+        return cls(crawler, db_url)
+
+    def open_spider(self) -> None:
+        self.engine = make_engine(self.db_url)
+        self.factory = session_factory(self.engine)
+
+    def close_spider(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def process_item(self, item: Any) -> Any:
+        if not isinstance(item, (NotModifiedItem, GoneItem)):
+            return item
+        try:
+            if isinstance(item, NotModifiedItem):
+                outcome = record_not_modified(self.factory, item.url, etag=item.etag, last_modified=item.last_modified)
+            else:
+                outcome = record_gone(self.factory, item.url, item.status)
+        except Exception as exc:
+            self.stats.inc_value(f"copyhound/errors/{type(exc).__name__}")
+            logger.exception("could not record %s", item)
+            raise DropItem(f"could not record {item}: {exc}", log_level="ERROR") from exc
+        _count(self.stats, outcome)
+        raise DropItem(f"recorded {item}", log_level="DEBUG")
+
+
+def _count(stats: Any, outcome: Counts) -> None:
+    for key, value in outcome.as_dict().items():
+        stats.inc_value(f"copyhound/{key}", value)
 
 
 class StorePipeline:
@@ -73,8 +182,7 @@ class StorePipeline:
             self.stats.inc_value(f"copyhound/errors/{type(exc).__name__}")
             logger.exception("could not store %s", item.url)
             raise DropItem(f"could not store {item.url}: {exc}") from exc
-        for key, value in outcome.as_dict().items():
-            self.stats.inc_value(f"copyhound/{key}", value)
+        _count(self.stats, outcome)
         return item
 
     def _process(self, item: PageItem):

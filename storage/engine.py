@@ -141,6 +141,9 @@ def _install_sqlite_hooks(engine: Engine) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL stays consistent after a crash (a power cut may lose the
+            # last commits, never corrupt); FULL would fsync every per-page commit.
+            cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
 
