@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from crawler import alert_commands, commands, config_commands
+from crawler import alert_commands, commands, config_commands, review_commands
 from storage.engine import DEFAULT_DB_ENV
 
 
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--story", type=positive_int, help="only this story")
     p.add_argument("--kind", choices=["copy", "excerpt", "rewrite", "spun", "translation"])
     p.add_argument("--status", help="e.g. active, removed, licensed")
+    p.add_argument("--site", help="only copies on this site (as listed, e.g. example.com)")
+    p.add_argument("--since", type=review_commands.since_value, metavar="WHEN",
+                   help="only copies first seen since then: a date, a date-time (UTC) or an age (24h, 7d)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.set_defaults(func=commands.matches)
     alert_commands.add_matches_mark(p)
@@ -93,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     alert_commands.add_commands(sub)
     config_commands.add_commands(sub)
+    review_commands.add_commands(sub)
     return parser
 
 

@@ -93,7 +93,7 @@ def crawl(args: argparse.Namespace) -> int:
 def matches(args: argparse.Namespace) -> int:
     _, factory = open_db(args)
     with factory.begin() as session:
-        rows = Matches(session).list(story_id=args.story, kind=args.kind, status=args.status)
+        rows = Matches(session).list(story_id=args.story, kind=args.kind, status=args.status, site=args.site, since=args.since)
         console.print_matches(rows, fmt=args.format)
     return 0
 
