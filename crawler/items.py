@@ -19,3 +19,20 @@ class PageItem:
     published: str | None = None
     site_name: str | None = None
     canonical_url: str | None = None
+
+
+@dataclass
+class NotModifiedItem:
+    """A conditional GET answered 304: the stored copy is current, nothing to extract."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass
+class GoneItem:
+    """A known page answered 404 or 410: its copies may have been taken down."""
+
+    url: str
+    status: int

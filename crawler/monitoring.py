@@ -19,17 +19,27 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
-from crawler.alerts.outbox import on_match
+from crawler.alerts import policy
+from crawler.alerts.outbox import on_match, on_page_gone
+from crawler.alerts.payload import build_payload
+from crawler.chains import record_edges
 from crawler.matching import Matcher
 from crawler.matching.background import Background
 from crawler.urls import canonical
-from storage.models import Page, Story, utcnow
+from storage.alert_repositories import Outbox
+from storage.models import Match, Page, Story, utcnow
 from storage.repositories import Matches, Pages, Snapshots, Stories
 
 # Pages the background is learned from: the most recently fetched ones.
 BACKGROUND_PAGES = 5000
+# Answers that say a page is gone (a 5xx or a timeout says nothing of the kind).
+GONE_STATUSES = (404, 410)
+# Match statuses a removal applies to; removed ones already are, and a person's
+# false_positive/ignored verdicts stay as they are.
+LIVE_STATUSES = ("active", "licensed")
 
 
 @dataclass
@@ -41,6 +51,10 @@ class Counts:
     matches_new: int = 0
     matches_changed: int = 0
     matches_seen: int = 0
+    matches_removed: int = 0
+    matches_reappeared: int = 0
+    not_modified: int = 0
+    pages_gone: int = 0
     alerts_queued: int = 0
 
     def __iadd__(self, other: Counts) -> Counts:
@@ -67,7 +81,10 @@ def store_page(
     Unchanged text only refreshes what was seen."""
     seen = fetched_at or utcnow()
     with factory.begin() as session:
+        was_gone = session.scalar(select(Page.http_status).where(Page.url == url)) in GONE_STATUSES
         page, changed = Pages(session).upsert(url=url, text=text, fetched_at=seen, **page_fields)
+        if not changed and was_gone:
+            _rematch_if_removed(session, page)
         if body:
             Snapshots(session).add(
                 page.id, body=body, headers=headers or {}, http_status=page.http_status,
@@ -86,6 +103,8 @@ class MatchPhase:
         stories = list(stories)
         self.focus = (focus_story_id,) if focus_story_id else ()
         self.own_urls = {s.id: canonical(s.canonical_url) for s in stories if s.canonical_url}
+        self.story_ids = {s.id for s in stories}
+        self.changed_stories: set[int] = set()  # stories with new or changed copies this run
         self.matcher = Matcher.build(((s.id, s.text) for s in stories), background=background)
 
     @classmethod
@@ -105,6 +124,10 @@ class MatchPhase:
             total += counts
             if on_page:
                 on_page(total)
+        # Copies of copies: who copied whom, once the story's copies are all known.
+        for story_id in sorted(self.changed_stories):
+            with self.factory.begin() as session:
+                record_edges(session, story_id)
         return total
 
     def match_page(self, page_id: int) -> Counts:
@@ -114,11 +137,13 @@ class MatchPhase:
             if page is None or page.text is None or page.matched_hash == page.content_hash:
                 return Counts()  # another worker got there first
             seen = page.fetched_at
+            derived: set[int] = set()
             page_urls = {canonical(page.url)} | ({canonical(page.canonical_url)} if page.canonical_url else set())
             matches = Matches(session)
             for story_id, verdict in self.matcher.match(page.text, include=self.focus):
                 if not verdict.derived:
                     continue
+                derived.add(story_id)
                 if self.own_urls.get(story_id) in page_urls:
                     counts.own_pages += 1
                     continue
@@ -137,7 +162,94 @@ class MatchPhase:
                     counts.matches_new += 1
                 else:
                     counts.matches_changed += 1
+                self.changed_stories.add(story_id)
+                was_removed = match.status == "removed"
                 # Licences, suppressions and known mirrors decide which alerts, if any.
                 counts.alerts_queued += len(on_match(session, match, is_new=is_new, page_changed=True))
+                if was_removed and match.status != "removed":
+                    counts.matches_reappeared += 1
+            # Copies whose page no longer carries the story: taken down by editing.
+            scope = self.focus or tuple(self.story_ids)
+            for match in session.scalars(
+                select(Match).where(Match.page_id == page.id, Match.status.in_(LIVE_STATUSES), Match.story_id.in_(scope))
+            ):
+                if match.story_id not in derived:
+                    counts.matches_removed += 1
+                    counts.alerts_queued += _remove(session, match)
             page.matched_hash = page.content_hash
         return counts
+
+
+def record_gone(factory: sessionmaker, url: str, status: int, *, fetched_at: datetime | None = None) -> Counts:
+    """A known page answered 404/410: its copies are removed (`copy.removed` queued).
+
+    One short transaction; recording the same answer again changes nothing. A page
+    never stored (nothing known about it) is only counted."""
+    if status not in GONE_STATUSES:
+        raise ValueError(f"a gone page answers one of {GONE_STATUSES}, not {status}")
+    seen = fetched_at or utcnow()
+    with factory.begin() as session:
+        page = Pages(session).by_url(url)
+        if page is None:
+            return Counts(pages_gone=1)
+        page.http_status = status
+        page.fetched_at = seen
+        live = list(session.scalars(select(Match).where(Match.page_id == page.id, Match.status.in_(LIVE_STATUSES))))
+        queued = on_page_gone(session, page.id)
+        removed = sum(1 for m in live if m.status == "removed")
+        return Counts(pages_gone=1, matches_removed=removed, alerts_queued=len(queued))
+
+
+def record_not_modified(
+    factory: sessionmaker,
+    url: str,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    fetched_at: datetime | None = None,
+) -> Counts:
+    """A conditional GET answered 304: the stored page is current. Refresh when it was
+    seen and touch its matches, as for unchanged text; a page that was gone and is
+    back is matched again, so a copy reappears only if its text is still derived."""
+    seen = fetched_at or utcnow()
+    with factory.begin() as session:
+        page = Pages(session).by_url(url)
+        if page is None:
+            return Counts(not_modified=1)
+        was_gone = page.http_status in GONE_STATUSES
+        page.fetched_at = seen
+        page.http_status = 200
+        if etag:
+            page.etag = etag
+        if last_modified:
+            page.last_modified = last_modified
+        if was_gone and _rematch_if_removed(session, page):
+            return Counts(not_modified=1)
+        return Counts(not_modified=1, matches_seen=Matches(session).touch_page(page.id, seen_at=seen))
+
+
+def _rematch_if_removed(session, page: Page) -> bool:
+    """A page that was gone answers again: if it held removed copies, queue it for the
+    match phase, whose verdict decides whether they reappeared (`copy.reappeared`)."""
+    removed = session.scalar(select(Match.id).where(Match.page_id == page.id, Match.status == "removed").limit(1))
+    if removed is None:
+        return False
+    page.matched_hash = None
+    session.flush()
+    return True
+
+
+def _remove(session, match: Match) -> int:
+    """Mark one copy removed and queue its alerts (the policy decides which); returns
+    how many were queued. `on_page_gone` does this for every copy on a page."""
+    decision = policy.decide_removed(match.status)
+    match.status = decision.status
+    queued = 0
+    for event in decision.events:
+        queued += len(
+            Outbox(session).enqueue(
+                match, event=event, payload=build_payload(match, event=event), default_events=policy.DEFAULT_EVENTS
+            )
+        )
+    session.flush()
+    return queued
