@@ -113,3 +113,30 @@ def test_a_dead_source_finishes_with_the_error_recorded(db) -> None:
     assert result.status == "finished"
     assert sum(result.counts["errors"].values()) >= 1
     assert count(factory, Page) == 0
+
+
+def test_search_discovery_feeds_result_pages_into_the_crawl(db, monkeypatch) -> None:
+    """A story with a `search` source: its distinctive phrases are queried (a local
+    server speaking SearXNG's JSON API), and the result pages are fetched and matched."""
+    from crawler.search.fake_server import FakeSearchServer
+    from storage.config_repositories import SourceAdmin
+
+    url, factory = db
+    copy_text = "\n".join(STORY)
+    routes = {"/reprint": Reply(body=html_page("Ferry yard to close its dry dock", STORY)),
+              "/other": Reply(body=html_page("Weather", ["Sunny spells and light winds are expected all week across the county."] * 3))}
+    with LocalServer(routes) as site:
+        documents = {site.url("/reprint"): copy_text, site.url("/other"): "Sunny spells and light winds are expected."}
+        with FakeSearchServer(documents) as engine:
+            monkeypatch.setenv("COPYHOUND_SEARCH_PROVIDER", "searxng")
+            monkeypatch.setenv("COPYHOUND_SEARCH_URL", engine.base_url)
+            story_id = register(factory, SeedText("Ferry yard to close its dry dock", copy_text), [])
+            with factory.begin() as session:
+                SourceAdmin(session).add_search(story_id, options={"max_results": 10})
+            result = run_crawl(url, story_id, settings={**DEMO_CRAWL_SETTINGS, "ROBOTSTXT_OBEY": "False"})
+            assert engine.requests, "the search provider was never asked"
+    assert result.status == "finished", result.error
+    with factory.begin() as session:
+        found = {m.page.url: m.kind for m in session.scalars(select(Match))}
+    assert found == {site.url("/reprint"): "copy"}
+    assert "/other" not in site.requests  # only pages the search returned are fetched
