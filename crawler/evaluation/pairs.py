@@ -148,17 +148,22 @@ def evaluate_pairs(
                 "scores": v.scores,
             }
         )
-    precision = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    # Undefined scores are None, not a flattering 1.0: a directory without derived
+    # pairs (semeval's) has no recall, and one where nothing is flagged no precision.
+    precision = tp / (tp + fp) if tp + fp else None
+    recall = tp / (tp + fn) if tp + fn else None
+    if precision is None or recall is None:
+        f1 = None
+    else:
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     for stats in by_label.values():
         stats["rate"] = round(stats["flagged"] / stats["n"], 4) if stats["n"] else 0.0
     return {
         "dir": str(directory),
         "pairs": len(rows),
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(f1, 4),
+        "precision": _round(precision),
+        "recall": _round(recall),
+        "f1": _round(f1),
         "kind_accuracy": round(kind_right / derived_n, 4) if derived_n else None,
         "by_label": by_label,
         "background_docs": len(background) if background is not None else 0,
@@ -167,13 +172,21 @@ def evaluate_pairs(
     }
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _show(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def format_pairs_table(result: dict[str, Any], *, show_pairs: bool = False) -> str:
     """A plain-text summary (and optionally every pair) for the terminal."""
     lines = [
         f"{result.get('dir', '')}: {result['pairs']} pairs, "
         f"background {result.get('background_docs', 0)} docs, {result.get('ms_per_pair', 0)} ms/pair",
-        f"precision {result['precision']:.3f}  recall {result['recall']:.3f}  f1 {result['f1']:.3f}  "
-        f"kind accuracy {result['kind_accuracy'] if result['kind_accuracy'] is not None else '-'}",
+        f"precision {_show(result['precision'])}  recall {_show(result['recall'])}  f1 {_show(result['f1'])}  "
+        f"kind accuracy {_show(result['kind_accuracy'])}",
         "",
         f"{'label':<12} {'n':>5} {'flagged':>8} {'rate':>7}",
     ]
