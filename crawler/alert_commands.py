@@ -11,15 +11,14 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from crawler.cli_types import positive_int
 from crawler.alerts import policy
-from storage.engine import DEFAULT_DB_ENV
 
 
 
@@ -33,15 +32,6 @@ class _Out:
 
 out = _Out()
 
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {number}")
-    return number
 
 
 def _duration(value: str):
@@ -77,7 +67,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     schedule = sub.add_parser("schedule", help="per-story crawl schedules")
     ssub = schedule.add_subparsers(dest="schedule_command", required=True, metavar="SCHEDULE_COMMAND")
     p = ssub.add_parser("set", help="crawl a story every DURATION or on a cron expression")
-    p.add_argument("story_id", type=_positive_int, metavar="STORY")
+    p.add_argument("story_id", type=positive_int, metavar="STORY")
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--every", type=_duration, metavar="DURATION", help="interval, e.g. 30m, 1h, 1d")
     when.add_argument("--cron", metavar="EXPR", help='crontab expression in UTC, e.g. "0 */6 * * *"')
@@ -89,7 +79,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_schedule_list)
     p = ssub.add_parser("remove", help="stop crawling a story on a schedule")
-    p.add_argument("story_id", type=_positive_int, metavar="STORY")
+    p.add_argument("story_id", type=positive_int, metavar="STORY")
     p.set_defaults(func=cmd_schedule_remove)
 
     alerts = sub.add_parser("alerts", help="deliver, list and retry alerts")
@@ -100,17 +90,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--failed", action="store_true", help="only alerts that failed for good")
     which.add_argument("--status", choices=["pending", "sent", "failed", "suppressed"])
-    p.add_argument("--limit", type=_positive_int, default=200)
+    p.add_argument("--limit", type=positive_int, default=200)
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_alerts_list)
     p = asub.add_parser("retry", help="send failed alerts again (all, or the given ids)")
-    p.add_argument("alert_ids", type=_positive_int, nargs="*", metavar="ID")
+    p.add_argument("alert_ids", type=positive_int, nargs="*", metavar="ID")
     p.add_argument("--no-send", action="store_true", help="only re-queue; the service sends them")
     p.set_defaults(func=cmd_alerts_retry)
     p = asub.add_parser("destinations", help="list alert destinations with their digest and alert types")
     p.set_defaults(func=cmd_destinations)
     p = asub.add_parser("configure", help="switch alert types on or off, or set the digest, of a destination")
-    p.add_argument("destination_id", type=_positive_int, metavar="DESTINATION")
+    p.add_argument("destination_id", type=positive_int, metavar="DESTINATION")
     p.add_argument("--on", type=_event, action="append", default=[], metavar="TYPE", help="receive this alert type")
     p.add_argument("--off", type=_event, action="append", default=[], metavar="TYPE", help="stop this alert type")
     p.add_argument("--defaults", action="store_true", help="back to the default alert types")
@@ -125,13 +115,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("domain", metavar="DOMAIN")
     owner = p.add_mutually_exclusive_group(required=True)
     owner.add_argument("--holder", help="rights holder name")
-    owner.add_argument("--story", type=_positive_int, help="story id")
+    owner.add_argument("--story", type=positive_int, help="story id")
     p.add_argument("--credit", metavar="TEXT", help='credit line copies must carry, e.g. "(Reuters)"')
     p.set_defaults(func=cmd_licence_add)
     p = lsub.add_parser("list", help="list licences")
     p.set_defaults(func=cmd_licence_list)
     p = lsub.add_parser("remove", help="remove a licence")
-    p.add_argument("licence_id", type=_positive_int, metavar="ID")
+    p.add_argument("licence_id", type=positive_int, metavar="ID")
     p.set_defaults(func=cmd_licence_remove)
 
 
@@ -139,7 +129,7 @@ def add_matches_mark(matches_parser: argparse.ArgumentParser) -> None:
     """`copyhound matches mark ID --false-positive|--licensed|--ignore-site`."""
     msub = matches_parser.add_subparsers(dest="matches_command", metavar="ACTION")
     p = msub.add_parser("mark", help="record your decision about a match; stops its alerts")
-    p.add_argument("match_id", type=_positive_int, metavar="ID")
+    p.add_argument("match_id", type=positive_int, metavar="ID")
     decision = p.add_mutually_exclusive_group(required=True)
     decision.add_argument("--false-positive", dest="decision", action="store_const", const="false_positive",
                           help="not a copy of the story")
@@ -389,32 +379,3 @@ def _iso(value: datetime | None) -> str | None:
 
 def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if value else "paused"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="copyhound", description="copyhound scheduling and alerts")
-    parser.add_argument("--db", metavar="URL_OR_PATH", help=f"database (default: ${DEFAULT_DB_ENV} or ./copyhound.db)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_commands(sub)
-    matches = sub.add_parser("matches", help="decisions about matches")
-    add_matches_mark(matches)
-    matches.set_defaults(func=lambda args: matches.error("use `matches mark ID ...`"))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from crawler.commands import USER_ERRORS
-
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except KeyboardInterrupt:
-        print("copyhound: interrupted", file=sys.stderr)
-        return 130
-    except USER_ERRORS as exc:
-        print(f"copyhound: error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

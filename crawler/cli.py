@@ -8,24 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from crawler.cli_types import http_url, positive_int
 from crawler import alert_commands, commands, config_commands, review_commands
 from storage.engine import DEFAULT_DB_ENV
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {number}")
-    return number
-
-
-def http_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"expected an http(s) URL, got {value!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

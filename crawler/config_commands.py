@@ -11,30 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from crawler.cli_types import positive_int
 from crawler.search.discovery import MAX_RESULTS_LIMIT
-from storage.engine import DEFAULT_DB_ENV
 
 
 def _print(*objects) -> None:
     width = None if sys.stdout.isatty() else 200
     Console(highlight=False, width=width).print(*objects)
 
-
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {number}")
-    return number
 
 
 def _depth(value: str) -> int:
@@ -48,7 +38,7 @@ def _depth(value: str) -> int:
 
 
 def _max_results(value: str) -> int:
-    number = _positive_int(value)
+    number = positive_int(value)
     if number > MAX_RESULTS_LIMIT:
         raise argparse.ArgumentTypeError(f"expected at most {MAX_RESULTS_LIMIT} results, got {number}")
     return number
@@ -78,23 +68,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sources = sub.add_parser("sources", help="where to look for copies of each story")
     ssub = sources.add_subparsers(dest="sources_command", required=True, metavar="SOURCES_COMMAND")
     p = ssub.add_parser("add", help="add start URLs, feeds, sitemaps or search discovery to a story")
-    p.add_argument("story_id", type=_positive_int, metavar="STORY")
+    p.add_argument("story_id", type=positive_int, metavar="STORY")
     p.add_argument("--start-url", action="append", default=[], type=_http_url, help="site to crawl (repeatable)")
     p.add_argument("--feed", action="append", default=[], type=_http_url, help="RSS/Atom feed (repeatable)")
     p.add_argument("--sitemap", action="append", default=[], type=_http_url, help="sitemap (repeatable)")
     p.add_argument("--search", action="store_true",
                    help="find candidates by searching the story's phrases (COPYHOUND_SEARCH_PROVIDER)")
     p.add_argument("--max-results", type=_max_results, help="search: candidate URLs per crawl (default 50)")
-    p.add_argument("--max-phrases", type=_positive_int, help="search: phrases searched per crawl (default 5)")
+    p.add_argument("--max-phrases", type=positive_int, help="search: phrases searched per crawl (default 5)")
     p.add_argument("--max-depth", type=_depth, default=2, help="link hops from each start URL (default 2)")
-    p.add_argument("--max-pages", type=_positive_int, default=200, help="pages per crawl (default 200)")
+    p.add_argument("--max-pages", type=positive_int, default=200, help="pages per crawl (default 200)")
     p.set_defaults(func=cmd_sources_add, usage_error=p.error)
     p = ssub.add_parser("list", help="list sources, of all stories or one")
-    p.add_argument("story_id", type=_positive_int, nargs="?", metavar="STORY")
+    p.add_argument("story_id", type=positive_int, nargs="?", metavar="STORY")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_sources_list)
     p = ssub.add_parser("remove", help="remove a source")
-    p.add_argument("source_id", type=_positive_int, metavar="ID")
+    p.add_argument("source_id", type=positive_int, metavar="ID")
     p.set_defaults(func=cmd_sources_remove)
 
 
@@ -233,29 +223,3 @@ def _options(options: dict | None) -> str:
 
 
 # --- standalone entry point ---------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="copyhound", description="copyhound configuration")
-    parser.add_argument("--db", metavar="URL_OR_PATH", help=f"database (default: ${DEFAULT_DB_ENV} or ./copyhound.db)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    add_commands(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from crawler.commands import USER_ERRORS
-
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except KeyboardInterrupt:
-        print("copyhound: interrupted", file=sys.stderr)
-        return 130
-    except USER_ERRORS as exc:
-        print(f"copyhound: error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

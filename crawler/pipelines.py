@@ -101,14 +101,8 @@ class ExtractPipeline:
         return item
 
 
-class FetchOutcomePipeline:
-    """Answers with no content to extract, stored and stopped here (before extraction):
-    a 304 refreshes the known page and touches its matches; a 404/410 from a known
-    copy marks its matches removed and queues `copy.removed`.
-
-    Pages go on to ExtractPipeline untouched. Handled items are dropped quietly
-    (DEBUG): they are counted as not_modified / pages_gone, not as pages.
-    """
+class _DatabasePipeline:
+    """A pipeline that writes to the database named by COPYHOUND_DB, one engine per crawl."""
 
     def __init__(self, crawler: Crawler, db_url: str) -> None:
         self.stats = crawler.stats
@@ -117,7 +111,7 @@ class FetchOutcomePipeline:
         self.factory = None
 
     @classmethod
-    def from_crawler(cls, crawler: Crawler) -> FetchOutcomePipeline:
+    def from_crawler(cls, crawler: Crawler) -> Any:
         db_url = crawler.settings.get("COPYHOUND_DB")
         if not db_url:
             raise NotConfigured("set COPYHOUND_DB to the database URL to store pages and matches")
@@ -130,6 +124,16 @@ class FetchOutcomePipeline:
     def close_spider(self) -> None:
         if self.engine is not None:
             self.engine.dispose()
+
+
+class FetchOutcomePipeline(_DatabasePipeline):
+    """Answers with no content to extract, stored and stopped here (before extraction):
+    a 304 refreshes the known page and touches its matches; a 404/410 from a known
+    copy marks its matches removed and queues `copy.removed`.
+
+    Pages go on to ExtractPipeline untouched. Handled items are dropped quietly
+    (DEBUG): they are counted as not_modified / pages_gone, not as pages.
+    """
 
     def process_item(self, item: Any) -> Any:
         if not isinstance(item, (NotModifiedItem, GoneItem)):
@@ -152,28 +156,7 @@ def _count(stats: Any, outcome: Counts) -> None:
         stats.inc_value(f"copyhound/{key}", value)
 
 
-class StorePipeline:
-    def __init__(self, crawler: Crawler, db_url: str) -> None:
-        self.stats = crawler.stats
-        self.db_url = db_url
-        self.engine = None
-        self.factory = None
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> StorePipeline:
-        db_url = crawler.settings.get("COPYHOUND_DB")
-        if not db_url:
-            raise NotConfigured("set COPYHOUND_DB to the database URL to store pages and matches")
-        return cls(crawler, db_url)
-
-    def open_spider(self) -> None:
-        self.engine = make_engine(self.db_url)
-        self.factory = session_factory(self.engine)
-
-    def close_spider(self) -> None:
-        if self.engine is not None:
-            self.engine.dispose()
-
+class StorePipeline(_DatabasePipeline):
     def process_item(self, item: PageItem) -> PageItem:
         try:
             outcome = self._process(item)

@@ -15,6 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from crawler.cli_types import positive_int
+
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -34,24 +36,15 @@ def since_value(value: str) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {number}")
-    return number
-
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write a self-contained HTML report of a story's copies")
-    p.add_argument("story_id", type=_positive_int, metavar="STORY")
+    p.add_argument("story_id", type=positive_int, metavar="STORY")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to write it (default: report-story-STORY.html)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("evidence", help="write an evidence pack (raw page, WARC, hashes, passages, summary) for a match")
-    p.add_argument("match_id", type=_positive_int, metavar="MATCH_ID")
+    p.add_argument("match_id", type=positive_int, metavar="MATCH_ID")
     p.add_argument("-o", "--output", type=Path, metavar="DIR", help="directory to write (default: evidence-MATCH_ID)")
     p.set_defaults(func=cmd_evidence)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crawler.alert_commands import main as cli
+from crawler.cli import main as cli
 from crawler.alerts import webhooks
 from crawler.alerts.dispatcher import Dispatcher, DispatchSettings, backoff_delay
 from crawler.alerts.errors import ConfigError
@@ -240,7 +240,7 @@ def test_sigkill_mid_delivery_loses_nothing_and_receivers_dedupe(session_factory
         for n in range(6):
             add_copy(session_factory, story, f"https://copier{n}.example/fish", text=f"page {n} " + "x" * n)
         env = subprocess_env(webhook_env(COPYHOUND_ALERT_LEASE="0"))
-        cmd = [sys.executable, "-m", "crawler.alert_commands", "--db", db_url, "alerts", "send"]
+        cmd = [sys.executable, "-m", "crawler.cli", "--db", db_url, "alerts", "send"]
         first = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             assert receiver.holding.wait(timeout=60), "the dispatcher never reached the third alert"

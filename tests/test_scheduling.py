@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crawler.alert_commands import main as cli
+from crawler.cli import main as cli
 from crawler.scheduling import (
     CRAWL_JOB,
     crawl_job_id,
@@ -170,7 +170,7 @@ def test_run_service_crawls_dispatches_and_stops_gracefully_on_sigterm(db_url, s
 
         env = subprocess_env(webhook_env(COPYHOUND_DISPATCH_INTERVAL="1", COPYHOUND_SHUTDOWN_TIMEOUT="60"))
         service = subprocess.Popen(
-            [sys.executable, "-m", "crawler.alert_commands", "--db", db_url, "run"],
+            [sys.executable, "-m", "crawler.cli", "--db", db_url, "run"],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         log = _Lines(service.stderr)
@@ -206,7 +206,7 @@ def test_sigterm_with_nothing_running_exits_zero(db_url, session_factory) -> Non
     make_story(session_factory)
     env = subprocess_env({"COPYHOUND_DISPATCH_INTERVAL": "1"})
     service = subprocess.Popen(
-        [sys.executable, "-m", "crawler.alert_commands", "--db", db_url, "run"],
+        [sys.executable, "-m", "crawler.cli", "--db", db_url, "run"],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     log = _Lines(service.stderr)

@@ -224,7 +224,7 @@ nav a{{color:#fff;margin-right:1em}} main{{display:flex;gap:2em;padding:1em}} ar
         extra = [
             f'<meta name="description" content="{_h(a.dek)}">',
             f'<meta property="og:title" content="{_h(a.title)}">',
-            f'<meta property="og:type" content="article">',
+            '<meta property="og:type" content="article">',
             f'<meta property="article:published_time" content="{_h(a.published.isoformat())}">',
             f'<meta name="author" content="{_h(a.author)}">',
             self._json_ld(a),
