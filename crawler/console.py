@@ -113,8 +113,10 @@ def print_crawl_result(result) -> None:
     skipped = ", ".join(f"{k.removeprefix('skipped/')} {v}" for k, v in sorted(c.items()) if k.startswith("skipped/")) or "none"
     out.print(
         f"crawl run {result.run_id} {result.status}: {c.get('requests', 0)} requests, {c.get('pages', 0)} pages "
-        f"({c.get('pages_stored', 0)} new or changed, {c.get('pages_unchanged', 0)} unchanged), "
-        f"{c.get('matches_new', 0)} new matches, {c.get('alerts_queued', 0)} alerts queued; "
+        f"({c.get('pages_stored', 0)} new or changed, {c.get('pages_unchanged', 0)} unchanged, "
+        f"{c.get('not_modified', 0)} not modified); matches: {c.get('matches_new', 0)} new, "
+        f"{c.get('matches_removed', 0)} removed, {c.get('matches_reappeared', 0)} reappeared; "
+        f"{c.get('alerts_queued', 0)} alerts queued; "
         f"skipped: {skipped}; errors: {errors}"
     )
     if result.error:

@@ -140,6 +140,8 @@ def test_close_stops_every_worker() -> None:
     processes = list(pool._main.executor._processes.values())
     assert len(processes) == 2 and all(p.is_alive() for p in processes)
     pool.close()
+    for process in processes:  # the executor's own thread may be reaping them too
+        process.join(timeout=30)
     assert not any(p.is_alive() for p in processes)
     with pytest.raises(RuntimeError, match="closed"):
         run(pool.extract(PAGES[0]))

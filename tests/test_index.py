@@ -18,6 +18,7 @@ import pytest
 
 from crawler.matching.index import StoryIndex
 from crawler.matching.sketch import SKETCH_PARAMS, Sketcher, SketchParamsError, StorySketch, check_params
+from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parent.parent
 DERIVED = {"copy", "excerpt", "rewrite", "spun"}
@@ -242,10 +243,9 @@ def test_redis_backend_shared_between_workers(gen, tmp_path):
     import socket
     import time
 
-    pytest.importorskip("redis", reason="the redis client package is not installed")
     exe = shutil.which("redis-server")
     if exe is None:
-        pytest.skip("redis-server is not installed")
+        skip_or_fail("redis-server is not installed")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
