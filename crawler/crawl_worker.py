@@ -18,6 +18,7 @@ from sqlalchemy import or_, select
 
 from crawler import settings as default_settings
 from crawler.alerts.errors import ConfigError
+from crawler.crawling import RESULT_PREFIX
 from crawler.extensions import ProgressLines
 from crawler.monitoring import Counts, MatchPhase
 from crawler.pipelines import stats_summary
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
     with factory.begin() as session:
         CrawlRuns(session).finish(args.run, status=status, counts=counts, error=error)
-    print("@result " + json.dumps({"status": status, "error": error, "counts": counts}), flush=True)
+    print(RESULT_PREFIX + json.dumps({"status": status, "error": error, "counts": counts}), flush=True)
     engine.dispose()
     return 0 if status == "finished" else 1
 

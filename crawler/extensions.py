@@ -10,9 +10,9 @@ from scrapy import signals
 from scrapy.crawler import Crawler
 from scrapy.exceptions import NotConfigured
 
+from crawler.crawling import PROGRESS_PREFIX
 from crawler.pipelines import stats_summary
 
-PROGRESS_PREFIX = "@progress "
 
 
 class ProgressLines:
