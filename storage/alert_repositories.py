@@ -32,7 +32,7 @@ from storage.models import (
     Story,
     utcnow,
 )
-from storage.repositories import MATCH_STATUSES, _insert, _insert_ignore
+from storage.repositories import MATCH_STATUSES, Alerts, _insert, _insert_ignore
 
 ALERT_STATUSES = frozenset({"pending", "sent", "failed", "suppressed"})
 
@@ -179,39 +179,9 @@ class Outbox:
     # --- queueing -------------------------------------------------------------------
 
     def enqueue(self, match: Match, *, event: str, payload: dict[str, Any], default_events: Iterable[str]) -> list[Alert]:
-        """One pending alert per enabled destination of the story's holder that wants `event`.
-
-        Same idempotency as `storage.repositories.Alerts.enqueue`: the unique (match,
-        destination, event) makes a repeat a no-op, so each event fires once per copy.
-        """
-        defaults = set(default_events)
-        destinations = self.session.scalars(
-            select(Destination)
-            .join(Story, Story.holder_id == Destination.holder_id)
-            .where(Story.id == match.story_id, Destination.enabled.is_(True))
-            .order_by(Destination.id)
-        ).all()
-        created: list[int] = []
-        now = utcnow()
-        for destination in destinations:
-            wanted = set(destination.events) if destination.events is not None else defaults
-            if event not in wanted:
-                continue
-            new_id = _insert_ignore(
-                self.session,
-                Alert,
-                {
-                    "match_id": match.id, "destination_id": destination.id, "event": event,
-                    "channel": destination.channel, "payload": dict(payload), "status": "pending",
-                    "attempts": 0, "created_at": now,
-                },
-                ["match_id", "destination_id", "event"],
-            )
-            if new_id is not None:
-                created.append(new_id)
-        if not created:
-            return []
-        return list(self.session.scalars(select(Alert).where(Alert.id.in_(created)).order_by(Alert.id)))
+        """One pending alert per enabled destination of the story's holder that wants
+        `event` (see `storage.repositories.Alerts.enqueue`): each event fires once per copy."""
+        return Alerts(self.session).enqueue(match, event=event, payload=payload, default_events=default_events)
 
     def suppress_for_match(self, match_id: int, *, keep_events: Iterable[str] = ()) -> int:
         """Withdraw the match's undelivered alerts after a person's decision."""

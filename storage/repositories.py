@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -471,11 +471,20 @@ class Alerts:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def enqueue(self, match: Match, *, event: str = "copy.new", payload: dict[str, Any]) -> list[Alert]:
+    def enqueue(
+        self,
+        match: Match,
+        *,
+        event: str = "copy.new",
+        payload: dict[str, Any],
+        default_events: Iterable[str] | None = None,
+    ) -> list[Alert]:
         """Write one pending outbox row per enabled destination of the story's holder.
 
         Called in the match's own transaction, so an alert exists exactly when its match
-        does; the (match, destination, event) key makes repeats and races no-ops.
+        does; the (match, destination, event) key makes repeats and races no-ops. With
+        `default_events`, only destinations that want `event` get a row: their own
+        `events` list, or these defaults when they have none.
         """
         if match.id is None:
             self.session.flush()
@@ -487,7 +496,10 @@ class Alerts:
         ).all()
         created_ids: list[int] = []
         now = utcnow()
+        defaults = None if default_events is None else set(default_events)
         for destination in destinations:
+            if defaults is not None and event not in (set(destination.events) if destination.events is not None else defaults):
+                continue
             new_id = _insert_ignore(
                 self.session,
                 Alert,
