@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from crawler.alerts.errors import ConfigError
+from crawler.alerts.errors import env_number
 from storage.engine import make_engine, session_factory
 from storage.models import utcnow
 from storage.repositories import CrawlRuns, Stories
@@ -65,23 +65,11 @@ class ServiceSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
         env = os.environ if env is None else env
 
-        def number(name: str, default: float, minimum: float) -> float:
-            text = env.get(name, "").strip()
-            if not text:
-                return default
-            try:
-                value = float(text)
-            except ValueError:
-                raise ConfigError(f"{name} must be a number, not {text!r}") from None
-            if value < minimum:
-                raise ConfigError(f"{name} must be at least {minimum:g}, not {text}")
-            return value
-
         return cls(
-            max_crawls=int(number("COPYHOUND_MAX_CONCURRENT_CRAWLS", cls.max_crawls, 1)),
-            misfire_grace=int(number("COPYHOUND_MISFIRE_GRACE", cls.misfire_grace, 1)),
-            dispatch_every=number("COPYHOUND_DISPATCH_INTERVAL", cls.dispatch_every, 0.5),
-            shutdown_timeout=number("COPYHOUND_SHUTDOWN_TIMEOUT", cls.shutdown_timeout, 0),
+            max_crawls=int(env_number(env, "COPYHOUND_MAX_CONCURRENT_CRAWLS", cls.max_crawls, minimum=1)),
+            misfire_grace=int(env_number(env, "COPYHOUND_MISFIRE_GRACE", cls.misfire_grace, minimum=1)),
+            dispatch_every=env_number(env, "COPYHOUND_DISPATCH_INTERVAL", cls.dispatch_every, minimum=0.5),
+            shutdown_timeout=env_number(env, "COPYHOUND_SHUTDOWN_TIMEOUT", cls.shutdown_timeout, minimum=0),
         )
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.alerts import policy, render, webhooks
 from crawler.alerts.email import SmtpSettings, build_message, send_email
-from crawler.alerts.errors import ConfigError, DeliveryError
+from crawler.alerts.errors import ConfigError, DeliveryError, env_number
 from crawler.alerts.payload import digest_envelope, envelope
 from storage.alert_repositories import Outbox, Suppressions
 from storage.engine import make_engine, session_factory
@@ -31,19 +31,6 @@ from storage.models import Alert, AlertDigest, Destination, Match, utcnow
 logger = logging.getLogger("copyhound.alerts")
 
 MAX_PER_RUN = 1000  # bound on one run; the next run carries on
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {text!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g}, not {value:g}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -62,10 +49,10 @@ class DispatchSettings:
             raise ConfigError(f"COPYHOUND_ALERT_MAX_ATTEMPTS must be a whole number >= 1, not {attempts_text!r}")
         return cls(
             max_attempts=int(attempts_text),
-            backoff=_env_float(env, "COPYHOUND_ALERT_BACKOFF", cls.backoff),
-            backoff_max=_env_float(env, "COPYHOUND_ALERT_BACKOFF_MAX", cls.backoff_max),
-            lease=_env_float(env, "COPYHOUND_ALERT_LEASE", cls.lease),
-            webhook_timeout=_env_float(env, "COPYHOUND_WEBHOOK_TIMEOUT", cls.webhook_timeout, minimum=0.1),
+            backoff=env_number(env, "COPYHOUND_ALERT_BACKOFF", cls.backoff),
+            backoff_max=env_number(env, "COPYHOUND_ALERT_BACKOFF_MAX", cls.backoff_max),
+            lease=env_number(env, "COPYHOUND_ALERT_LEASE", cls.lease),
+            webhook_timeout=env_number(env, "COPYHOUND_WEBHOOK_TIMEOUT", cls.webhook_timeout, minimum=0.1),
         )
 
 

@@ -8,11 +8,26 @@ from a server or a library, so a secret echoed back never reaches any of them.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 class ConfigError(ValueError):
     """A setting is missing or wrong; the message names it."""
+
+
+def env_number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A numeric COPYHOUND_* setting from `env`: `default` when unset, else a number
+    of at least `minimum`, or a ConfigError naming the setting."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {text!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}, not {text}")
+    return value
 
 
 class DeliveryError(Exception):
