@@ -27,7 +27,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, joinedload
 
-from crawler.matching import compare
+from crawler.matching.compare import compare
 from crawler.matching.align import PreparedText, prepare
 from crawler.matching.verdict import Verdict
 from storage.models import CopyEdge, Match, Story, utcnow

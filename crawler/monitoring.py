@@ -27,7 +27,9 @@ from crawler.alerts.outbox import on_match, on_page_gone
 from crawler.alerts.payload import build_payload
 from crawler.chains import record_edges
 from crawler.matching import Matcher
+from crawler.matching.matcher import MATCH_BATCH
 from crawler.matching.background import Background
+from crawler.matching.verdict import Verdict
 from crawler.urls import canonical
 from storage.alert_repositories import Outbox
 from storage.models import Match, Page, Story, utcnow
@@ -119,28 +121,36 @@ class MatchPhase:
         with self.factory.begin() as session:
             pending = Pages(session).pending_match_ids()
         total = Counts()
-        for page_id in pending:
-            counts = self.match_page(page_id)
-            total += counts
-            if on_page:
-                on_page(total)
+        for start in range(0, len(pending), MATCH_BATCH):
+            chunk = pending[start : start + MATCH_BATCH]
+            # Judged outside any write transaction, then recorded one page at a time.
+            with self.factory.begin() as session:
+                rows = session.execute(
+                    select(Page.id, Page.text, Page.content_hash).where(Page.id.in_(chunk), Page.text.is_not(None))
+                ).all()
+            found = self.matcher.match_many([r.text for r in rows], include=self.focus)
+            for row, verdicts in zip(rows, found):
+                total += self.record_page(row.id, row.content_hash, verdicts)
+                if on_page:
+                    on_page(total)
         # Copies of copies: who copied whom, once the story's copies are all known.
         for story_id in sorted(self.changed_stories):
             with self.factory.begin() as session:
                 record_edges(session, story_id)
         return total
 
-    def match_page(self, page_id: int) -> Counts:
+    def record_page(self, page_id: int, content_hash: str, verdicts: list[tuple[int, Verdict]]) -> Counts:
+        """Store the verdicts on one page's content, in one short transaction."""
         counts = Counts(pages_matched=1)
         with self.factory.begin() as session:
             page = session.get(Page, page_id)
-            if page is None or page.text is None or page.matched_hash == page.content_hash:
-                return Counts()  # another worker got there first
+            if page is None or page.content_hash != content_hash or page.matched_hash == content_hash:
+                return Counts()  # changed since it was judged, or another worker got there first
             seen = page.fetched_at
             derived: set[int] = set()
             page_urls = {canonical(page.url)} | ({canonical(page.canonical_url)} if page.canonical_url else set())
             matches = Matches(session)
-            for story_id, verdict in self.matcher.match(page.text, include=self.focus):
+            for story_id, verdict in verdicts:
                 if not verdict.derived:
                     continue
                 derived.add(story_id)

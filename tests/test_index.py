@@ -185,6 +185,37 @@ def test_datasketch_storage_backend_agrees_with_memory(gen):
         StoryIndex({"type": "mongo"})
 
 
+def test_pages_looked_up_together_get_what_each_gets_alone(gen):
+    """The batched lookup the crawler uses: no window or count crosses from one page
+    to the next, whatever the pages (empty, a few words, copies, unrelated news)."""
+    stories = {i: gen.story(8_500_000 + i) for i in range(80)}
+    rng = bench.random.Random(6)
+    pages = ["", "Troop", "one two three", gen.copy(stories[1], rng), gen.story(9_100_000),
+             gen.reword(stories[2], rng), gen.excerpt(stories[3], gen.story(9_100_001), rng),
+             gen.copy(stories[1], rng), "   "]
+    for config in (None, {"type": "dict", "basename": b"batch"}):
+        index = StoryIndex.build(stories.items(), config=config)
+        index.remove(40)
+        index.add(200, gen.story(8_500_040))  # lives in the delta until the next merge
+        alone = [index.scored_candidates(p) for p in pages]
+        assert [c[0].story_id if c else None for c in alone] == [None, None, None, 1, None, 2, 3, 1, None]
+        assert index.scored_candidates_many(pages) == alone
+        assert index.scored_candidates_many([]) == []
+
+
+@pytest.mark.parametrize(("sharing", "found"), [(30, True), (90, True), (120, False)])
+def test_a_passage_shared_by_many_stories_counts_until_max_posting_df(gen, sharing, found):
+    """Anchors of a passage in up to MAX_POSTING_DF (100) stories are evidence, more is
+    boilerplate. 30 copies sit in a short directory bucket, 90 in one long enough to be
+    binary-searched instead: both paths must find every story."""
+    boiler = gen.story(9_200_000).split("\n\n")[1]
+    stories = {i: f"{gen.story(9_300_000 + i)}\n\n{boiler}" for i in range(sharing)}
+    stories.update({1000 + i: gen.story(9_400_000 + i) for i in range(200)})
+    index = StoryIndex.build(stories.items())
+    got = index.candidates(f"Site menu\n\n{boiler}\n\nContact us", limit=500)
+    assert sorted(got) == (list(range(sharing)) if found else [])
+
+
 def test_bad_input():
     index = StoryIndex()
     assert index.candidates("anything") == []

@@ -30,7 +30,7 @@ from crawler.alerts.outbox import mark, on_match
 from crawler.cli import main
 from crawler.demo import demo_story
 from crawler.demo.content import load_articles
-from crawler.matching import compare
+from crawler.matching.compare import compare
 from storage.engine import make_engine, session_factory as make_factory, upgrade
 from storage.models import Match, Story
 from storage.repositories import Holders, Matches, Pages, Snapshots, Stories, text_hash

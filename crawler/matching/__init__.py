@@ -11,19 +11,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Matcher", "Passage", "StoryIndex", "Verdict", "compare", "prepare"]
+__all__ = ["Matcher", "Passage", "StoryIndex", "Verdict"]
 
 _WHERE = {
     "Verdict": "crawler.matching.verdict",
     "Passage": "crawler.matching.verdict",
     "StoryIndex": "crawler.matching.index",
     "Matcher": "crawler.matching.matcher",
-    "compare": "crawler.matching.compare",
-    "prepare": "crawler.matching.compare",
 }
 
 if TYPE_CHECKING:
-    from crawler.matching.compare import compare, prepare
     from crawler.matching.index import StoryIndex
     from crawler.matching.matcher import Matcher
     from crawler.matching.verdict import Passage, Verdict

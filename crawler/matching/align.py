@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from crawler.matching import thresholds as T
-from crawler.matching.background import Background, ngram_key
-from crawler.matching.text import STOPWORDS, sentences, stem, word_spans
+from crawler.matching.background import Background
+from crawler.matching.text import content_stem, sentence_spans, token_spans
 from crawler.matching.verdict import Passage
 
 __all__ = ["Alignment", "PreparedText", "align", "prepare", "verbatim"]
@@ -26,6 +28,8 @@ __all__ = ["Alignment", "PreparedText", "align", "prepare", "verbatim"]
 _OPEN_QUOTES = '"\u201c\u201e\u00ab'
 _CLOSE_QUOTES = '"\u201d\u00bb'
 _QUOTE_OR_BREAK = re.compile('[\n"\u201c\u201d\u201e\u00ab\u00bb]')
+_START = itemgetter(0)
+_END = itemgetter(1)
 
 
 @dataclass(slots=True)
@@ -42,12 +46,18 @@ class PreparedText:
     rare: set[str]  # stems written as names or figures somewhere in the text
     sent_stems: list[frozenset[str]] = field(default_factory=list)
     n_content: int = 0
+    sent_content: list[int] = field(default_factory=list)  # content tokens of each sentence
+    vocab: set[str] = field(default_factory=set)  # all content stems
     # built lazily, only for texts used as the story side
     _postings: dict[str, list[int]] | None = None
     _gram_index: dict[str, list[str]] | None = None
     _ngrams: dict[tuple[str, ...], list[int]] | None = None
-    _common: tuple[tuple[int, int], float] | None = None
+    _common: tuple[tuple[Background, int], float] | None = None
     _fuzzy: dict[str, tuple[str, float] | None] = field(default_factory=dict)
+    # per background state (None: no background): stem weights; page side: df of the
+    # background n-gram at each token
+    _weights: tuple[tuple[Background, int] | None, tuple[dict[str, float], dict[str, float]]] | None = None
+    _dfs: tuple[tuple[Background, int], list[int]] | None = None
 
     def postings(self) -> dict[str, list[int]]:
         """Stem -> sentence indices containing it."""
@@ -72,13 +82,16 @@ class PreparedText:
 
     def ngram_positions(self) -> dict[tuple[str, ...], list[int]]:
         if self._ngrams is None:
-            n = T.VERBATIM_N
             d: dict[tuple[str, ...], list[int]] = {}
-            toks = self.tokens
-            for i in range(len(toks) - n + 1):
-                d.setdefault(tuple(toks[i : i + n]), []).append(i)
+            for i, gram in enumerate(_windows(self.tokens, T.VERBATIM_N)):
+                d.setdefault(gram, []).append(i)
             self._ngrams = d
         return self._ngrams
+
+
+def _windows(tokens: list[str], n: int) -> zip:
+    """Tuples of n consecutive tokens, one per start position."""
+    return zip(*(tokens[k:] for k in range(n)))
 
 
 def _char_grams(s: str) -> set[str]:
@@ -107,14 +120,10 @@ def _quoted_mask(text: str, spans: list[tuple[int, int]]) -> list[bool]:
     if inside:
         intervals.append((start, len(text)))
     mask = [False] * len(spans)
-    if not intervals:
-        return mask
-    q = 0
-    for t, (a, _b) in enumerate(spans):
-        while q < len(intervals) and intervals[q][1] <= a:
-            q += 1
-        if q < len(intervals) and intervals[q][0] <= a:
-            mask[t] = True
+    for start, end in intervals:  # the tokens starting inside
+        lo = bisect_left(spans, start, key=_START)
+        hi = bisect_left(spans, end, lo=lo, key=_START)
+        mask[lo:hi] = [True] * (hi - lo)
     return mask
 
 
@@ -122,40 +131,35 @@ def prepare(text: str) -> PreparedText:
     """Tokenise and sentence-split `text` once."""
     if not isinstance(text, str):
         raise TypeError(f"prepare() needs str, got {type(text).__name__}")
-    spans_all = word_spans(text)
-    sents = sentences(text)
+    all_tokens, all_spans = token_spans(text)
     tokens: list[str] = []
     spans: list[tuple[int, int]] = []
-    stems: list[str | None] = []
-    rare: set[str] = set()
     sent_spans: list[tuple[int, int]] = []
     sent_tokens: list[tuple[int, int]] = []
-    sent_stems: list[frozenset[str]] = []
     k = 0
-    n_content = 0
-    for s in sents:
-        while k < len(spans_all) and spans_all[k][1] <= s.start:
-            k += 1  # tokens between sentences (none in practice)
-        first = len(tokens)
-        ss: set[str] = set()
-        while k < len(spans_all) and spans_all[k][2] <= s.end:
-            tok, a, b = spans_all[k]
-            k += 1
-            tokens.append(tok)
-            spans.append((a, b))
-            if tok in STOPWORDS or (len(tok) == 1 and tok.isalpha()):
-                stems.append(None)
-                continue
-            st = stem(tok)
-            stems.append(st)
-            ss.add(st)
-            n_content += 1
-            if not tok.isalpha() or (len(tokens) - 1 > first and not text[a:b].islower()):
-                rare.add(st)  # a figure, or a capitalised word mid-sentence
-        if len(tokens) > first:
-            sent_spans.append((s.start, s.end))
-            sent_tokens.append((first, len(tokens)))
-            sent_stems.append(frozenset(ss))
+    for start, end in sentence_spans(text):
+        # NB: this skips every token that STARTS at or before the sentence start, so a
+        # sentence's first word is dropped (as before; fixing it changes verdicts)
+        first = bisect_right(all_spans, start, lo=k, key=_START)
+        k = bisect_right(all_spans, end, lo=first, key=_END)
+        if k > first:
+            sent_spans.append((start, end))
+            sent_tokens.append((len(tokens), len(tokens) + k - first))
+            tokens += all_tokens[first:k]
+            spans += all_spans[first:k]
+    stems = list(map(content_stem, tokens))
+    # names and figures: a figure, or a word capitalised mid-sentence
+    rare = {st for st, tok in zip(stems, tokens) if st is not None and not tok.isalpha()}
+    sent_stems: list[frozenset[str]] = []
+    sent_content: list[int] = []
+    for a, b in sent_tokens:
+        sent_stems.append(frozenset({st for st in stems[a:b] if st is not None}))
+        sent_content.append(b - a - stems[a:b].count(None))
+        rare.update(
+            st
+            for st, (x, y) in zip(stems[a + 1 : b], spans[a + 1 : b])
+            if st is not None and st not in rare and not text[x:y].islower()
+        )
     return PreparedText(
         text=text,
         sent_spans=sent_spans,
@@ -166,33 +170,49 @@ def prepare(text: str) -> PreparedText:
         quoted=_quoted_mask(text, spans),
         rare=rare,
         sent_stems=sent_stems,
-        n_content=n_content,
+        n_content=len(stems) - stems.count(None),
+        sent_content=sent_content,
+        vocab={st for st in stems if st is not None},
     )
 
 
 # --- weights ------------------------------------------------------------------------
 
 
-class Weights:
-    """Stem weights: names/figures count more; a Background discounts common stems."""
+def _weights(story: PreparedText, page: PreparedText, background: Background | None) -> dict[str, float]:
+    """Stem -> weight for every content stem of either text: names/figures (rare in
+    either text) count more; a Background discounts common stems.
 
-    __slots__ = ("_bg", "_cache", "_rare", "_max")
+    Merged from per-text parts with bulk dict operations: the alignment reads a weight
+    for every stem, and a function call per lookup would dominate it."""
+    story_all, story_rare = _text_weights(story, background)
+    w = dict(story_all)
+    w.update(_text_weights(page, background)[0])  # a stem rare in the page only: page weight
+    w.update(story_rare)  # a stem rare in the story keeps its story weight
+    return w
 
-    def __init__(self, rare: set[str], background: Background | None) -> None:
-        self._rare = rare
-        self._bg = background if background is not None and len(background) > 0 else None
-        self._cache: dict[str, float] = {}
-        self._max = self._bg.max_idf() if self._bg is not None else 1.0
 
-    def __call__(self, s: str) -> float:
-        w = self._cache.get(s)
-        if w is None:
-            w = T.RARE_WEIGHT if s in self._rare else 1.0
-            if self._bg is not None:
-                f = T.BACKGROUND_WEIGHT_FLOOR
-                w *= f + (1.0 - f) * min(1.0, self._bg.idf(s) / self._max)
-            self._cache[s] = w
-        return w
+def _text_weights(
+    t: PreparedText, background: Background | None
+) -> tuple[dict[str, float], dict[str, float]]:
+    """(weight of each content stem of `t`, weight of each of its rare stems), cached
+    per background state (a story is aligned with many pages)."""
+    bg = background if background is not None and len(background) > 0 else None
+    key = None if bg is None else (bg, len(bg))
+    if t._weights is not None and t._weights[0] == key:
+        return t._weights[1]
+    if bg is None:
+        w = dict.fromkeys(t.vocab, 1.0)
+        rare = dict.fromkeys(t.rare, T.RARE_WEIGHT)
+    else:
+        f = T.BACKGROUND_WEIGHT_FLOOR
+        top = bg.max_idf()
+        idf = bg.idf
+        w = {s: f + (1.0 - f) * min(1.0, idf(s) / top) for s in t.vocab}
+        rare = {s: T.RARE_WEIGHT * w[s] for s in t.rare}
+    w.update(rare)
+    t._weights = (key, (w, rare))
+    return w, rare
 
 
 # --- alignment ----------------------------------------------------------------------
@@ -222,11 +242,7 @@ def _fuzzy_map(page: PreparedText, story: PreparedText) -> dict[str, tuple[str, 
     gidx = story.gram_index()
     cache = story._fuzzy
     out: dict[str, tuple[str, float]] = {}
-    seen: set[str] = set()
-    for s in page.stems:
-        if s is None or s in vocab or s in seen:
-            continue
-        seen.add(s)
+    for s in page.vocab.difference(vocab):
         if len(s) < T.FUZZY_MIN_LEN or not s.isalpha():
             continue
         if s in cache:  # page words recur across the pages compared with one story
@@ -255,9 +271,10 @@ def _fuzzy_map(page: PreparedText, story: PreparedText) -> dict[str, tuple[str, 
 def align(
     story: PreparedText, page: PreparedText, *, background: Background | None = None
 ) -> Alignment:
-    weight = Weights(story.rare | page.rare, background)
+    weight = _weights(story, page, background)
     fuzzy = _fuzzy_map(page, story)
     postings = story.postings()
+    story_sents = story.sent_stems
 
     # page sentence -> {story stem: credit}
     page_maps: list[dict[str, float]] = []
@@ -268,37 +285,39 @@ def align(
         for s in ss:
             if s in postings:
                 m[s] = 1.0
-                norm += weight(s)
+                norm += weight[s]
             elif s in fuzzy:
                 t, d = fuzzy[s]
                 m[t] = max(m.get(t, 0.0), T.FUZZY_CREDIT * d)
-                norm += weight(t)
+                norm += weight[t]
             else:
-                norm += weight(s)
+                norm += weight[s]
         page_maps.append(m)
         page_norm.append(norm)
-    story_norm = [sum(weight(s) for s in ss) for ss in story.sent_stems]
+    story_norm = [sum(map(weight.__getitem__, ss)) for ss in story_sents]
     boiler = _boilerplate_factors(page, story, background)
 
     # sparse similarity: accumulate shared weight per story sentence
     cands: list[list[tuple[int, float]]] = []
     best_pairs = 0
+    sqrt = math.sqrt
     for i, m in enumerate(page_maps):
-        acc: dict[int, float] = {}
-        for s, credit in m.items():
-            w = weight(s) * credit
-            for j in postings[s]:
-                acc[j] = acc.get(j, 0.0) + w
         row = []
         pn = page_norm[i]
-        if pn > 0 and len(page.sent_stems[i]) >= 1:
+        if pn > 0:
+            acc: dict[int, float] = {}
+            get = acc.get
+            for s, credit in m.items():
+                w = weight[s] * credit
+                for j in postings[s]:
+                    acc[j] = get(j, 0.0) + w
+            f = boiler[i]
             for j, shared in acc.items():
-                sim = shared / math.sqrt(pn * story_norm[j])
-                if sim >= T.PAIR_MIN_SIM and boiler[i] > 0.0:
-                    row.append((j, sim * boiler[i]) if sim * boiler[i] >= T.PAIR_MIN_SIM else (j, 0.0))
-        row = [x for x in row if x[1] > 0.0]
-        if row and len(page.sent_stems[i]) >= T.MIN_SENTENCE_CONTENT:
-            best_pairs += 1
+                sim = shared / sqrt(pn * story_norm[j])
+                if sim >= T.PAIR_MIN_SIM and sim * f >= T.PAIR_MIN_SIM:
+                    row.append((j, sim * f))
+            if row and len(page.sent_stems[i]) >= T.MIN_SENTENCE_CONTENT:
+                best_pairs += 1
         cands.append(row)
 
     pairs = _monotone_chain(cands, page, story)
@@ -313,58 +332,57 @@ def align(
     page_sent_words = story_sent_words = 0
     aligned_story: set[int] = set()
     story_factor: dict[int, float] = {}
+    story_rare = story.rare
+    to_story = {s: t for s, (t, _d) in fuzzy.items()}.get
     for i, j, _sim in pairs:
         m = page_maps[i]
-        sj = story.sent_stems[j]
+        sj = story_sents[j]
         qf = (T.QUOTED_WEIGHT if _mostly_quoted(page, i) else 1.0) * boiler[i]
         story_factor[j] = min(story_factor.get(j, 1.0), boiler[i])
         got = story_matched_stems.setdefault(j, set())
         for s in page.sent_stems[i]:
-            t = fuzzy[s][0] if s in fuzzy else s
-            if t in sj and t in m:
-                page_matched += weight(t) * m[t] * qf
+            t = to_story(s, s)
+            if t in sj:  # then t is in m too: a story stem, direct or fuzzy
+                page_matched += weight[t] * m[t] * qf
                 got.add(t)
                 if s in fuzzy:
                     fuzzy_tokens += 1
                 matched_tokens += 1
-                if t in story.rare:
-                    rare_matched += weight(t)
-        a, b = page.sent_tokens[i]
-        page_sent_words += sum(1 for x in page.stems[a:b] if x is not None)
+                if t in story_rare:
+                    rare_matched += weight[t]
+        page_sent_words += page.sent_content[i]
         aligned_story.add(j)
     # condensed sentences: a page sentence may also cover its story match's neighbours
+    ns = len(story_sents)
     for i, j, _sim in pairs:
         for jj in (j - 1, j + 1):
-            if 0 <= jj < len(story.sent_stems) and jj not in aligned_story:
-                shared = sum(weight(s) * c for s, c in page_maps[i].items() if s in story.sent_stems[jj])
+            if 0 <= jj < ns and jj not in aligned_story:
+                sjj = story_sents[jj]
+                shared = sum(weight[s] * c for s, c in page_maps[i].items() if s in sjj)
                 if story_norm[jj] > 0 and shared / math.sqrt(page_norm[i] * story_norm[jj]) >= T.SECONDARY_MIN_SIM:
-                    story_matched_stems.setdefault(jj, set()).update(
-                        s for s in page_maps[i] if s in story.sent_stems[jj]
-                    )
+                    story_matched_stems.setdefault(jj, set()).update(s for s in page_maps[i] if s in sjj)
     # condensation: a page sentence often merges its match with neighbouring story
     # sentences; credit its words found within ALIGN_WINDOW sentences of the match
     page_matched_w = 0.0
     story_w_stems: dict[int, set[str]] = {}
-    ns = len(story.sent_stems)
     for i, j, _sim in pairs:
-        lo, hi = max(0, j - T.ALIGN_WINDOW), min(ns, j + T.ALIGN_WINDOW + 1)
+        window = range(max(0, j - T.ALIGN_WINDOW), min(ns, j + T.ALIGN_WINDOW + 1))
         for s, credit in page_maps[i].items():
-            for jj in range(lo, hi):
-                if s in story.sent_stems[jj]:
-                    page_matched_w += weight(s) * credit
+            for jj in window:
+                if s in story_sents[jj]:
+                    page_matched_w += weight[s] * credit
                     story_w_stems.setdefault(jj, set()).add(s)
                     break
     # exclusive details: names and figures of the page that reappear in order
-    page_rare_total = sum(weight(s) for s in {x for x in page.stems if x is not None} if s in page.rare) or 1.0
-    rare_in_chain = {s for i, j, _ in pairs for s in page_maps[i] if s in story.sent_stems[j] and s in story.rare}
-    rare_share = sum(weight(s) for s in rare_in_chain) / page_rare_total
-    story_matched_w = sum(weight(s) for got in story_w_stems.values() for s in got)
+    page_rare_total = sum(weight[s] for s in page.vocab if s in page.rare) or 1.0
+    rare_in_chain = {s for i, j, _ in pairs for s in page_maps[i] if s in story_sents[j] and s in story_rare}
+    rare_share = sum(weight[s] for s in rare_in_chain) / page_rare_total
+    story_matched_w = sum(weight[s] for got in story_w_stems.values() for s in got)
     story_matched = 0.0
     for j, got in story_matched_stems.items():
         qf = (T.QUOTED_WEIGHT if _mostly_quoted(story, j) else 1.0) * story_factor.get(j, 1.0)
-        story_matched += qf * sum(weight(s) for s in got)
-        a, b = story.sent_tokens[j]
-        story_sent_words += sum(1 for x in story.stems[a:b] if x is not None)
+        story_matched += qf * sum(weight[s] for s in got)
+        story_sent_words += story.sent_content[j]
     page_words = page.n_content or 1
     story_words = story.n_content or 1
     return Alignment(
@@ -392,17 +410,26 @@ def common_df(story: PreparedText, background: Background) -> float:
     sentences common. Boilerplate is wording more common than the story's own wording,
     so the floor is raised to the BACKGROUND_STORY_QUANTILE of the df of the story's
     n-grams (cached on the prepared story per background state)."""
-    key = (id(background), len(background))
+    key = (background, len(background))
     cached = story._common
     if cached is not None and cached[0] == key:
         return cached[1]
-    n = background.ngram
-    toks = story.tokens
-    dfs = sorted(background.df(ngram_key(toks[k : k + n])) for k in range(len(toks) - n + 1))
+    dfs = sorted(background.ngram_dfs(story.tokens))
     q = dfs[int(T.BACKGROUND_STORY_QUANTILE * (len(dfs) - 1))] if dfs else 0
     value = max(T.BACKGROUND_COMMON_MIN_DF, T.BACKGROUND_COMMON_SHARE * (len(background) - 1), q + 1)
     story._common = (key, value)
     return value
+
+
+def _common_grams(page: PreparedText, story: PreparedText, background: Background) -> list[bool]:
+    """Per page token, whether the background n-gram starting there is common wording
+    for `story` (see `common_df`). The page's dfs are cached per background state: a
+    page is compared with several stories, by both `align` and `verbatim`."""
+    key = (background, len(background))
+    if page._dfs is None or page._dfs[0] != key:
+        page._dfs = (key, background.ngram_dfs(page.tokens))
+    common = common_df(story, background)
+    return [df - 1 >= common for df in page._dfs[1]]
 
 
 def _boilerplate_factors(
@@ -414,14 +441,10 @@ def _boilerplate_factors(
     if background is None or len(background) == 0:
         return out
     n = background.ngram
-    common = common_df(story, background)
-    toks = page.tokens
+    common = _common_grams(page, story, background)
     for i, (a, b) in enumerate(page.sent_tokens):
         grams = b - a - n + 1
-        if grams <= 0:
-            continue
-        hits = sum(1 for k in range(a, b - n + 1) if background.df(ngram_key(toks[k : k + n])) - 1 >= common)
-        if hits >= T.BOILERPLATE_MIN_SHARE * grams:
+        if grams > 0 and common[a : a + grams].count(True) >= T.BOILERPLATE_MIN_SHARE * grams:
             out[i] = T.BOILERPLATE_FACTOR
     return out
 
@@ -429,7 +452,7 @@ def _boilerplate_factors(
 def _mostly_quoted(t: PreparedText, i: int) -> bool:
     """Quotes of public statements are shared by independent reports of an event."""
     a, b = t.sent_tokens[i]
-    return b > a and 2 * sum(t.quoted[a:b]) > b - a
+    return b > a and 2 * t.quoted[a:b].count(True) > b - a
 
 
 def _monotone_chain(
@@ -467,8 +490,7 @@ def _monotone_chain(
     for i, row in enumerate(cands):
         if not row:
             continue
-        a, b = page.sent_tokens[i]
-        size = max(1, sum(1 for x in page.stems[a:b] if x is not None))
+        size = max(1, page.sent_content[i])
         pending = []
         for j, sim in row:
             prev_v, prev_a = query(j)
@@ -542,34 +564,37 @@ def verbatim(
     n = T.VERBATIM_N
     idx = story.ngram_positions()
     ptoks = page.tokens
+    hits = [(i, pos) for i, gram in enumerate(_windows(ptoks, n)) if (pos := idx.get(gram)) is not None]
     pcov = [0.0] * len(ptoks)
     scov = [False] * len(story.tokens)
-    bg = background if background is not None and len(background) > 0 else None
-    floor = common_df(story, bg) if bg is not None else 0.0
-    bn = bg.ngram if bg is not None else 0
-    for i in range(len(ptoks) - n + 1):
-        pos = idx.get(tuple(ptoks[i : i + n]))
-        if pos is None:
-            continue
-        if bg is not None:
-            # boilerplate if every sub-gram of the window is common in the background
-            boiler = all(
-                bg.df(ngram_key(ptoks[k : k + bn])) - 1 >= floor for k in range(i, i + n - bn + 1)
-            )
-            if boiler:
+    longest = 0
+    if hits:
+        bg = background if background is not None and len(background) > 0 else None
+        # boilerplate if every background sub-gram of the window is common
+        common = _common_grams(page, story, bg) if bg is not None else None
+        sub = n - bg.ngram + 1 if bg is not None else 0
+        span = [True] * n
+        runs: list[list[int]] = []  # page tokens covered, as merged [start, end) runs
+        for i, pos in hits:
+            if common is not None and all(common[i : i + sub]):
                 continue
-        for k in range(i, i + n):
-            pcov[k] = T.QUOTED_WEIGHT if page.quoted[k] else 1.0
-        for p in pos:
-            for k in range(p, p + n):
-                scov[k] = True
-    longest = run = 0
-    for k, c in enumerate(pcov):
-        if c >= 1.0:
-            run += 1
-            longest = max(longest, run)
-        else:
+            if runs and i <= runs[-1][1]:
+                runs[-1][1] = i + n
+            else:
+                runs.append([i, i + n])
+            for p in pos:
+                scov[p : p + n] = span
+        quoted = page.quoted
+        for a, b in runs:
+            pcov[a:b] = [T.QUOTED_WEIGHT if q else 1.0 for q in quoted[a:b]]
             run = 0
+            for c in pcov[a:b]:
+                if c >= 1.0:
+                    run += 1
+                    if run > longest:
+                        longest = run
+                else:
+                    run = 0
     covered = sum(pcov)
     return Verbatim(
         page_share=covered / max(1, len(ptoks)),

@@ -25,9 +25,12 @@ import xxhash
 from crawler.matching import thresholds as T
 from crawler.matching.text import STOPWORDS, stem, words
 
-__all__ = ["Background", "BackgroundFormatError", "ngram_key", "stem_key"]
+__all__ = ["Background", "BackgroundFormatError", "ngram_key", "ngram_keys", "stem_key"]
 
 _MAGIC = b"CHBG1"
+# Memoised idf values kept at most (a crawl's vocabulary is unbounded; the words that
+# recur from page to page are few).
+_IDF_CACHE_SIZE = 1 << 17
 
 
 class BackgroundFormatError(ValueError):
@@ -42,6 +45,12 @@ def ngram_key(tokens: Iterable[str]) -> int:
     return xxhash.xxh64_intdigest(("n\x00" + " ".join(tokens)).encode())
 
 
+def ngram_keys(tokens: list[str], n: int) -> list[int]:
+    """`ngram_key` of every window of `n` consecutive tokens, in order (no slice per window)."""
+    digest = xxhash.xxh64_intdigest
+    return [digest(("n\x00" + " ".join(g)).encode()) for g in zip(*(tokens[k:] for k in range(n)))]
+
+
 class Background:
     """Document frequencies of stems and word n-grams over a collection of pages.
 
@@ -49,7 +58,7 @@ class Background:
     e.g. by checksum). Frequencies include every page added, so when the page under
     comparison is itself in the background, `compare()` subtracts it (`df - 1`)."""
 
-    __slots__ = ("n_docs", "ngram", "_df")
+    __slots__ = ("n_docs", "ngram", "_df", "_idf")
 
     def __init__(self, *, ngram: int = T.BACKGROUND_NGRAM) -> None:
         if ngram < 2 or ngram > 8:
@@ -57,6 +66,7 @@ class Background:
         self.n_docs = 0
         self.ngram = ngram
         self._df: dict[int, int] = {}
+        self._idf: dict[str, float] = {}  # idf(s) memo, cleared by add()
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], *, ngram: int = T.BACKGROUND_NGRAM) -> Background:
@@ -68,8 +78,7 @@ class Background:
     def keys_of(self, text: str) -> set[int]:
         toks = words(text)
         keys = {stem_key(stem(t)) for t in toks if t not in STOPWORDS}
-        n = self.ngram
-        keys.update(ngram_key(toks[i : i + n]) for i in range(len(toks) - n + 1))
+        keys.update(ngram_keys(toks, self.ngram))
         return keys
 
     def add(self, text: str) -> None:
@@ -77,12 +86,18 @@ class Background:
         for k in self.keys_of(text):
             df[k] = df.get(k, 0) + 1
         self.n_docs += 1
+        self._idf.clear()
 
     def __len__(self) -> int:
         return self.n_docs
 
     def df(self, key: int) -> int:
         return self._df.get(key, 0)
+
+    def ngram_dfs(self, tokens: list[str]) -> list[int]:
+        """df of the n-gram starting at each token (`len(tokens) - ngram + 1` of them)."""
+        get = self._df.get
+        return [get(k, 0) for k in ngram_keys(tokens, self.ngram)]
 
     def stem_df(self, s: str) -> int:
         return self._df.get(stem_key(s), 0)
@@ -92,12 +107,21 @@ class Background:
 
         A prior of `BACKGROUND_IDF_PRIOR_DOCS` pseudo-documents that do not contain the
         stem keeps a small background (a handful of pages) from calling a word common
-        just because it is in three of eight pages."""
+        just because it is in three of eight pages.
+
+        Memoised (the verifier weighs every stem of every page it compares)."""
+        if exclude_self and s in self._idf:
+            return self._idf[s]
         df = self.stem_df(s)
         if exclude_self and df > 0:
             df -= 1
         n = max(self.n_docs - (1 if exclude_self else 0), 0) + T.BACKGROUND_IDF_PRIOR_DOCS
-        return math.log((n + 1) / (df + 1))
+        value = math.log((n + 1) / (df + 1))
+        if exclude_self:
+            if len(self._idf) >= _IDF_CACHE_SIZE:
+                self._idf.clear()
+            self._idf[s] = value
+        return value
 
     def max_idf(self) -> float:
         n = max(self.n_docs - 1, 0) + T.BACKGROUND_IDF_PRIOR_DOCS

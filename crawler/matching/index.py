@@ -26,13 +26,17 @@ from __future__ import annotations
 
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
 from crawler.matching.sketch import SKETCH_PARAMS, Sketcher, StorySketch
+
+_SH32 = np.uint64(32)
+_LO32 = np.uint64(0xFFFFFFFF)
 
 __all__ = [
     "Candidate",
@@ -113,8 +117,11 @@ class IndexBackend(ABC):
     def __len__(self) -> int: ...
 
     @abstractmethod
-    def hits(self, view: str, keys: np.ndarray, max_df: int) -> tuple[np.ndarray, np.ndarray]:
-        """(story ids, number of `keys` each holds), skipping keys with > max_df stories."""
+    def hits_many(
+        self, view: str, keys: Sequence[np.ndarray], max_df: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per key set: (story ids, number of its keys each holds), skipping keys held
+        by more than max_df stories."""
 
     @abstractmethod
     def summaries(self, story_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -129,14 +136,22 @@ class _SortedPostings:
 
     Inserts go to a small sorted delta merged into the main arrays when it grows past
     DELTA_MAX; removals are tombstones applied at query time and purged on compaction.
-    Why not dict-of-sets: ~350 bytes per posting in CPython against 8 here."""
+    Why not dict-of-sets: ~350 bytes per posting in CPython against 8 here.
+
+    The main arrays carry a directory on the keys' top bits (bucket b spans
+    ``_mk[_dir[b]:_dir[b + 1]]``, about BUCKET_FILL postings): a lookup reads one
+    directory entry and one short run per key instead of binary-searching tens of
+    millions of postings, whose cache misses made query time grow with the index."""
 
     DELTA_MAX = 1 << 20  # postings; bounds the re-sort cost of an add-then-query cycle
+    BUCKET_FILL = 4  # postings per directory bucket, on average (1 byte per posting)
+    BUCKET_SCAN_MAX = 64  # longer buckets hold a common key: binary search those
 
     def __init__(self) -> None:
         e32 = np.zeros(0, dtype=np.uint32)
         self._mk, self._mi = e32, e32
         self._dk, self._di = e32, e32
+        self._dir, self._shift = np.zeros(2, dtype=np.uint32), np.uint32(31)
         self._pending: list[tuple[np.ndarray, int]] = []
         self._dead: set[int] = set()
         self._dead_arr = e32
@@ -176,6 +191,14 @@ class _SortedPostings:
         if len(self._dk) > max(self.DELTA_MAX, len(self._mk) // 4) or not len(self._mk):
             self._mk, self._mi = self._merge(self._mk, self._mi, self._dk, self._di)
             self._dk = self._di = np.zeros(0, dtype=np.uint32)
+            self._index_main()
+
+    def _index_main(self) -> None:
+        n = len(self._mk)
+        bits = min(30, max(1, (n // self.BUCKET_FILL).bit_length()))
+        edges = (np.arange(1 << bits, dtype=np.uint64) << np.uint64(32 - bits)).astype(np.uint32)
+        self._dir = np.append(np.searchsorted(self._mk, edges), n).astype(np.uint32)
+        self._shift = np.uint32(32 - bits)
 
     def compact(self) -> None:
         self.flush()
@@ -188,33 +211,53 @@ class _SortedPostings:
             self._dead.clear()
             self._dead_arr = np.zeros(0, dtype=np.uint32)
             self._dead_postings = 0
+            self._index_main()
 
-    def lookup(self, keys: np.ndarray, max_df: int) -> np.ndarray:
-        """Story ids of all postings of `keys` (one id per shared key)."""
+    def lookup(self, keys: np.ndarray, max_df: int) -> tuple[np.ndarray, np.ndarray]:
+        """(story id, index into `keys`) of every posting of `keys`."""
         self.flush()
         out = []
-        for k, i in ((self._mk, self._mi), (self._dk, self._di)):
-            if not len(k):
-                continue
-            lo = np.searchsorted(k, keys, "left")
-            hi = np.searchsorted(k, keys, "right")
-            cnt = hi - lo
-            sel = (cnt > 0) & (cnt <= max_df)
-            if not sel.any():
-                continue
-            lo, cnt = lo[sel], cnt[sel]
-            total = int(cnt.sum())
-            starts = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(total)
-            out.append(i[starts])
+        if len(self._mk):
+            b = (keys >> self._shift).astype(np.intp)
+            lo = self._dir[b].astype(np.int64)
+            size = self._dir[b + 1] - lo
+            short = size <= self.BUCKET_SCAN_MAX
+            out.append(self._scan_buckets(keys, np.flatnonzero(short), lo[short], size[short], max_df))
+            if not short.all():
+                out.append(self._search(self._mk, self._mi, keys, np.flatnonzero(~short), max_df))
+        if len(self._dk):
+            out.append(self._search(self._dk, self._di, keys, np.arange(len(keys)), max_df))
         if not out:
-            return np.zeros(0, dtype=np.uint32)
-        ids = np.concatenate(out) if len(out) > 1 else out[0]
+            return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.intp)
+        ids = np.concatenate([i for i, _ in out])
+        which = np.concatenate([w for _, w in out])
         if self._dead:
-            ids = ids[~np.isin(ids, self._dead_arr)]
-        return ids
+            alive = ~np.isin(ids, self._dead_arr)
+            ids, which = ids[alive], which[alive]
+        return ids, which
+
+    def _scan_buckets(self, keys, sel, lo, size, max_df):
+        """Postings of keys[sel] found by reading their whole (short) directory buckets."""
+        owner = np.repeat(sel, size)
+        pos = np.repeat(lo - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+        hit = self._mk[pos] == keys[owner]
+        pos, owner = pos[hit], owner[hit]
+        df = np.bincount(owner, minlength=len(keys))
+        ok = df[owner] <= max_df
+        return self._mi[pos[ok]], owner[ok]
+
+    @staticmethod
+    def _search(k, i, keys, sel, max_df):
+        """Postings of keys[sel] by binary search in (k, i)."""
+        lo = np.searchsorted(k, keys[sel], "left")
+        cnt = np.searchsorted(k, keys[sel], "right") - lo
+        ok = (cnt > 0) & (cnt <= max_df)
+        lo, cnt, sel = lo[ok], cnt[ok], sel[ok]
+        starts = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(int(cnt.sum()))
+        return i[starts], np.repeat(sel, cnt)
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self._mk, self._mi, self._dk, self._di))
+        return sum(a.nbytes for a in (self._mk, self._mi, self._dk, self._di, self._dir))
 
 
 class MemoryBackend(IndexBackend):
@@ -242,11 +285,16 @@ class MemoryBackend(IndexBackend):
     def __len__(self) -> int:
         return len(self._meta)
 
-    def hits(self, view, keys, max_df):
-        ids = self._post[view].lookup(keys, max_df)
-        if not len(ids):
-            return ids, ids
-        return np.unique(ids, return_counts=True)
+    def hits_many(self, view, keys, max_df):
+        ids, which = self._post[view].lookup(np.concatenate(keys), max_df)
+        owner = np.searchsorted(np.cumsum([len(k) for k in keys]), which, "right")
+        rows = np.sort((owner.astype(np.uint64) << _SH32) | ids)
+        first = np.flatnonzero(np.r_[len(rows) > 0, rows[1:] != rows[:-1]])
+        counts = np.diff(first, append=len(rows))
+        rows = rows[first]
+        bounds = np.searchsorted(rows >> _SH32, np.arange(len(keys) + 1, dtype=np.uint64))
+        ids = (rows & _LO32).astype(np.int64)
+        return [(ids[lo:hi], counts[lo:hi]) for lo, hi in pairwise(bounds)]
 
     def summaries(self, story_ids):
         rows = [self._meta[int(s)] for s in story_ids]
@@ -322,16 +370,22 @@ class DatasketchBackend(IndexBackend):
     def __len__(self):
         return self._sketches.size()
 
-    def hits(self, view, keys, max_df):
-        counts: dict[int, int] = {}
-        for members in self._post[view].getmany(*(self._k(k) for k in keys.tolist())):
-            if not members or len(members) > max_df:
-                continue
-            for m in members:
-                sid = struct.unpack(">I", m)[0]
-                counts[sid] = counts.get(sid, 0) + 1
-        ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-        return ids, np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+    def hits_many(self, view, keys, max_df):
+        # One getmany for the whole batch: one Redis round trip, not one per page.
+        found = self._post[view].getmany(*(self._k(k) for ks in keys for k in ks.tolist()))
+        out, at = [], 0
+        for ks in keys:
+            counts: dict[int, int] = {}
+            for members in found[at : at + len(ks)]:
+                if not members or len(members) > max_df:
+                    continue
+                for m in members:
+                    sid = struct.unpack(">I", m)[0]
+                    counts[sid] = counts.get(sid, 0) + 1
+            at += len(ks)
+            ids = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            out.append((ids, np.fromiter(counts.values(), dtype=np.int64, count=len(counts))))
+        return out
 
     def summaries(self, story_ids):
         sketches = [self._load(int(s)) for s in story_ids]
@@ -424,18 +478,32 @@ class StoryIndex:
         return [c.story_id for c in self.scored_candidates(page_text, limit)]
 
     def scored_candidates(self, page_text: str, limit: int = 20) -> list[Candidate]:
-        if not isinstance(page_text, str):
-            raise TypeError(f"page_text must be str, got {type(page_text).__name__}")
-        if limit < 1 or not len(self._backend):
-            return []
-        f = self.sketcher.features(page_text[:MAX_PAGE_CHARS])
-        sh_ids, sh_cnt = self._backend.hits("shingles", f.shingles, MAX_POSTING_DF)
-        pr_ids, pr_cnt = self._backend.hits("pairs", f.pairs, MAX_POSTING_DF)
+        return self.scored_candidates_many([page_text], limit)[0]
+
+    def scored_candidates_many(self, page_texts: Sequence[str], limit: int = 20) -> list[list[Candidate]]:
+        """`scored_candidates` of each page. Pages looked up together share the fixed
+        cost of the lookups, which is most of it for news-sized pages: the crawler
+        matches its stored pages in batches."""
+        for text in page_texts:
+            if not isinstance(text, str):
+                raise TypeError(f"page_text must be str, got {type(text).__name__}")
+        if limit < 1 or not len(self._backend) or not page_texts:
+            return [[] for _ in page_texts]
+        feats = self.sketcher.features_many([t[:MAX_PAGE_CHARS] for t in page_texts])
+        shingles = self._backend.hits_many("shingles", [f.shingles for f in feats], MAX_POSTING_DF)
+        pairs = self._backend.hits_many("pairs", [f.pairs for f in feats], MAX_POSTING_DF)
+        return [self._rank(f, sh, pr, limit) for f, sh, pr in zip(feats, shingles, pairs)]
+
+    def _rank(self, f, shingle_hits, pair_hits, limit: int) -> list[Candidate]:
+        """Candidates of one page from its anchor hits: thresholds, then the MinHash
+        Jaccard for stories held by a few pair anchors only."""
+        sh_ids, sh_cnt = shingle_hits
+        pr_ids, pr_cnt = pair_hits
         sh_ok = sh_cnt >= SHINGLE_MIN_HITS
         pr_ok = pr_cnt >= PAIR_MIN_HITS
+        if not (sh_ok.any() or pr_ok.any()):
+            return []  # most pages of a crawl
         ids = np.union1d(sh_ids[sh_ok], pr_ids[pr_ok])
-        if not len(ids):
-            return []
         a = np.zeros(len(ids), dtype=np.int64)
         p = np.zeros(len(ids), dtype=np.int64)
         pos = np.searchsorted(ids, sh_ids)

@@ -8,28 +8,25 @@ hold 100k prepared texts in memory.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from crawler.matching.compare import compare, prepare
 from crawler.matching.index import StoryIndex
 
 if TYPE_CHECKING:
     from crawler.matching.verdict import Verdict
 
-__all__ = ["Matcher"]
+__all__ = ["MATCH_BATCH", "Matcher"]
+
+# Pages to give `match_many` at once: the index looks a batch up at about half the
+# cost per page; larger batches gain little more.
+MATCH_BATCH = 64
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
-
-
-def _compare_module():
-    # Imported lazily: the verifier is heavier than the index and is developed apart.
-    # Not `from crawler.matching import compare`: the package exports a function of
-    # that name, which shadows the submodule.
-    return importlib.import_module("crawler.matching.compare")
 
 
 class Matcher:
@@ -110,7 +107,7 @@ class Matcher:
                 self._texts[story_id] = text
         if text is None:
             raise KeyError(f"story {story_id} has no text in this Matcher (add_story or story_loader)")
-        p = _compare_module().prepare(text)
+        p = prepare(text)
         self._prepared[story_id] = p
         if len(self._prepared) > self.PREPARED_CACHE:
             self._prepared.popitem(last=False)
@@ -131,12 +128,29 @@ class Matcher:
         every story in `include` (always, even when the index does not propose it:
         the crawler passes the story being crawled). Order: `include` first, then
         candidates best first; each story at most once."""
-        if not isinstance(page_text, str):
-            raise TypeError(f"page_text must be str, got {type(page_text).__name__}")
+        return self.match_many([page_text], only=only, include=include)[0]
+
+    def match_many(
+        self,
+        page_texts: Sequence[str],
+        *,
+        only: Iterable[int] | None = None,
+        include: Iterable[int] = (),
+    ) -> list[list[tuple[int, Verdict]]]:
+        """`match` of each page. The index looks the pages up together, which costs
+        about half as much per page as one at a time."""
+        for text in page_texts:
+            if not isinstance(text, str):
+                raise TypeError(f"page_text must be str, got {type(text).__name__}")
         include = [int(i) for i in include]
         allowed = None if only is None else {int(i) for i in only}
         wanted = max(self.limit, 5 * self.limit if allowed is not None else 0)
-        cands = self.index.candidates(page_text, limit=wanted)
+        found = self.index.scored_candidates_many(page_texts, limit=wanted)
+        return [self._verify(text, [c.story_id for c in cands], include, allowed) for text, cands in zip(page_texts, found)]
+
+    def _verify(
+        self, page_text: str, cands: list[int], include: list[int], allowed: set[int] | None
+    ) -> list[tuple[int, Verdict]]:
         if allowed is not None:
             cands = [c for c in cands if c in allowed]
         cands = cands[: self.limit]
@@ -148,8 +162,7 @@ class Matcher:
                 order.append(sid)
         if not order:
             return []
-        cmp = _compare_module()
-        page = cmp.prepare(page_text)
+        page = prepare(page_text)
         out: list[tuple[int, Verdict]] = []
         for sid in order:
             try:
@@ -159,5 +172,5 @@ class Matcher:
                     raise
                 log.warning("story %s is indexed but its text is unknown here; not verified", sid)
                 continue
-            out.append((sid, cmp.compare(story, page, background=self.background)))
+            out.append((sid, compare(story, page, background=self.background)))
         return out

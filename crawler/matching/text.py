@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
 
 __all__ = [
     "STOPWORDS",
     "Sentence",
+    "content_stem",
     "content_words",
     "is_rare_token",
     "normalize",
+    "sentence_spans",
     "sentences",
     "stem",
+    "token_spans",
     "word_spans",
     "words",
 ]
@@ -94,6 +98,13 @@ def normalize(text: str) -> str:
 _TOKEN = re.compile(
     r"\d+(?:[.,]\d+)*(?![^\W_])|[^\W_]*\d[^\W_]*|[^\W\d_]+(?:['\u2019][^\W\d_]+)*|\w+", re.UNICODE
 )
+# The same tokens, found faster: a plain run of letters (not continued by a digit or an
+# apostrophe) is tried first, since the first alternative of `_TOKEN` that matches there
+# gives that same run; captured, so `split` returns gaps and tokens alternately. On
+# lower-cased ASCII text the ASCII flag gives the same classes and cheaper tests.
+_TOKEN_FAST_PATTERN = rf"([^\W\d_]+(?![^\W_]|['\u2019])|{_TOKEN.pattern})"
+_TOKEN_FAST = re.compile(_TOKEN_FAST_PATTERN)
+_ASCII_TOKEN_FAST = re.compile(_TOKEN_FAST_PATTERN, re.ASCII)
 
 
 def _fold(token: str) -> str:
@@ -105,18 +116,43 @@ def _fold(token: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+def _strip_possessive(tokens: list[str]) -> list[str]:
+    return [t[:-2] if t.endswith("'s") else t for t in tokens]
+
+
 def words(text: str) -> list[str]:
     """Lower-cased, accent-folded word tokens of `text` (normalised first).
 
     Possessive "'s" is dropped so "DeepSeek's" and "DeepSeek" are one token."""
-    out = []
-    for m in _TOKEN.finditer(normalize(text)):
-        tok = _fold(m.group())
-        if tok.endswith("'s"):
-            tok = tok[:-2]
-        if tok:
-            out.append(tok)
-    return out
+    norm = normalize(text)
+    if norm.isascii():  # folding is lower-casing, and case never changes a token's extent
+        return _strip_possessive(_ASCII_TOKEN_FAST.findall(norm.lower()))
+    return [t for t in _strip_possessive([_fold(raw) for raw in _TOKEN_FAST.findall(norm)]) if t]
+
+
+def token_spans(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """`word_spans` as two parallel lists, (tokens, (start, end) spans).
+
+    The verifier tokenises every page: one `re.split` pass (gaps and tokens alternate,
+    so offsets are running sums of lengths) is much cheaper than a match object and a
+    tuple per token."""
+    ascii_text = text.isascii()  # no mojibake; folding is lower-casing, same extents
+    if ascii_text:
+        parts = _ASCII_TOKEN_FAST.split(text.lower())
+    else:
+        parts = _TOKEN_FAST.split(_demojibake(text))
+    offsets = list(accumulate(map(len, parts)))
+    spans = list(zip(offsets[0::2], offsets[1::2]))
+    if ascii_text:
+        return _strip_possessive(parts[1::2]), spans
+    tokens = _strip_possessive(
+        [raw.lower() if raw.isascii() else _fold(unicodedata.normalize("NFKC", raw).translate(_TRANSLATE))
+         for raw in parts[1::2]]
+    )
+    if "" in tokens:
+        spans = [sp for t, sp in zip(tokens, spans) if t]
+        tokens = [t for t in tokens if t]
+    return tokens, spans
 
 
 def word_spans(text: str) -> list[tuple[str, int, int]]:
@@ -124,15 +160,8 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
 
     Tokenising per character run of the original keeps offsets exact; NFKC is applied
     per token, which is what `words()` does up to whitespace handling."""
-    out = []
-    for m in _TOKEN.finditer(_demojibake(text)):
-        raw = m.group()
-        tok = raw.lower() if raw.isascii() else _fold(unicodedata.normalize("NFKC", raw).translate(_TRANSLATE))
-        if tok.endswith("'s"):
-            tok = tok[:-2]
-        if tok:
-            out.append((tok, m.start(), m.end()))
-    return out
+    tokens, spans = token_spans(text)
+    return [(t, a, b) for t, (a, b) in zip(tokens, spans)]
 
 
 # Short English stopword list: function words carry no evidence of copying; keeping the
@@ -174,6 +203,15 @@ def stem(token: str) -> str:
     return token
 
 
+@lru_cache(maxsize=1 << 16)
+def content_stem(token: str) -> str | None:
+    """The verifier's content word: `stem(token)`, or None for a stopword or a single
+    letter. Cached as one call because the verifier asks for every token of every page."""
+    if token in STOPWORDS or (len(token) == 1 and token.isalpha()):
+        return None
+    return stem(token)
+
+
 def content_words(tokens: list[str]) -> list[str]:
     """Stemmed tokens without stopwords."""
     return [stem(t) for t in tokens if t not in STOPWORDS]
@@ -199,7 +237,8 @@ class Sentence:
 # Sentence ends: . ! ? (optionally followed by closing quotes/brackets) then space and a
 # capital/digit/quote, or any line break. Common abbreviations are protected below.
 _SENT_END = re.compile(
-    r"""[.!?]+["')\]\u201d\u2019]*(?=\s+["'(\[\u201c\u2018]?[A-Z0-9\u00C0-\u024F])|\n[ \t]*\n?"""
+    r"""(?=[.!?\n])"""  # changes no match; lets the engine skip other characters quickly
+    r"""(?:[.!?]+["')\]\u201d\u2019]*(?=\s+["'(\[\u201c\u2018]?[A-Z0-9\u00C0-\u024F])|\n[ \t]*\n?)"""
 )
 _ABBREV = frozenset(
     "mr mrs ms dr prof st jr sr inc ltd co corp no vs etc jan feb mar apr jun jul aug sep "
@@ -227,7 +266,13 @@ def sentences(text: str) -> list[Sentence]:
     Line breaks end a sentence (headlines, subheads, list items and page chrome are
     lines of their own) unless the text is hard-wrapped or the next line continues in
     lower case; spans are stripped of surrounding whitespace, empty spans dropped."""
-    out: list[Sentence] = []
+    return [Sentence(a, b, text[a:b]) for a, b in sentence_spans(text)]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each of `sentences(text)`, without building Sentence objects
+    (the verifier splits every page and needs only the offsets)."""
+    out: list[tuple[int, int]] = []
     start = 0
     wrapped = "\n" in text and _hard_wrapped(text)
     for m in _SENT_END.finditer(text):
@@ -255,10 +300,10 @@ def sentences(text: str) -> list[Sentence]:
     return out
 
 
-def _append(out: list[Sentence], text: str, start: int, end: int) -> None:
+def _append(out: list[tuple[int, int]], text: str, start: int, end: int) -> None:
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
     if end > start:
-        out.append(Sentence(start, end, text[start:end]))
+        out.append((start, end))
