@@ -44,7 +44,9 @@ class PreparedText:
     stems: list[str | None]  # content stem of each token, None for stopwords
     quoted: list[bool]  # token inside quotation marks
     rare: set[str]  # stems written as names or figures somewhere in the text
-    sent_stems: list[frozenset[str]] = field(default_factory=list)
+    # distinct content stems of each sentence in text order: a dict, not a set, so that
+    # iterating them (and so every sum and tie-break) does not depend on the hash seed
+    sent_stems: list[dict[str, None]] = field(default_factory=list)
     n_content: int = 0
     sent_content: list[int] = field(default_factory=list)  # content tokens of each sentence
     vocab: set[str] = field(default_factory=set)  # all content stems
@@ -138,9 +140,7 @@ def prepare(text: str) -> PreparedText:
     sent_tokens: list[tuple[int, int]] = []
     k = 0
     for start, end in sentence_spans(text):
-        # NB: this skips every token that STARTS at or before the sentence start, so a
-        # sentence's first word is dropped (as before; fixing it changes verdicts)
-        first = bisect_right(all_spans, start, lo=k, key=_START)
+        first = bisect_left(all_spans, start, lo=k, key=_START)
         k = bisect_right(all_spans, end, lo=first, key=_END)
         if k > first:
             sent_spans.append((start, end))
@@ -150,10 +150,10 @@ def prepare(text: str) -> PreparedText:
     stems = list(map(content_stem, tokens))
     # names and figures: a figure, or a word capitalised mid-sentence
     rare = {st for st, tok in zip(stems, tokens) if st is not None and not tok.isalpha()}
-    sent_stems: list[frozenset[str]] = []
+    sent_stems: list[dict[str, None]] = []
     sent_content: list[int] = []
     for a, b in sent_tokens:
-        sent_stems.append(frozenset({st for st in stems[a:b] if st is not None}))
+        sent_stems.append(dict.fromkeys(st for st in stems[a:b] if st is not None))
         sent_content.append(b - a - stems[a:b].count(None))
         rare.update(
             st
@@ -232,7 +232,7 @@ class Alignment:
     story_sent_cov: float  # share of story content words in aligned sentences
     matched_tokens: int  # page content tokens matched inside aligned pairs
     fuzzy_tokens: int  # ... of which matched only fuzzily (near misses)
-    rare_matched: float  # weight of name/figure stems matched inside aligned pairs
+    rare_matched: float  # weight of the distinct names/figures matched in order
     passages: list[Passage]
 
 
@@ -259,7 +259,7 @@ def _fuzzy_map(page: PreparedText, story: PreparedText) -> dict[str, tuple[str, 
         best, best_d = None, 0.0
         for cand, c in counts.items():
             d = 2.0 * c / (len(grams) + len(cand))  # a word of length L has <= L trigrams
-            if d > best_d:
+            if d > best_d or (d == best_d and cand < best):  # ties: the same on every run
                 best, best_d = cand, d
         if best is not None:
             d = 2.0 * len(grams & _char_grams(best)) / (len(grams) + len(_char_grams(best)))
@@ -328,7 +328,6 @@ def align(
     page_matched = 0.0
     story_matched_stems: dict[int, set[str]] = {}
     matched_tokens = fuzzy_tokens = 0
-    rare_matched = 0.0
     page_sent_words = story_sent_words = 0
     aligned_story: set[int] = set()
     story_factor: dict[int, float] = {}
@@ -348,8 +347,6 @@ def align(
                 if s in fuzzy:
                     fuzzy_tokens += 1
                 matched_tokens += 1
-                if t in story_rare:
-                    rare_matched += weight[t]
         page_sent_words += page.sent_content[i]
         aligned_story.add(j)
     # condensed sentences: a page sentence may also cover its story match's neighbours
@@ -373,15 +370,16 @@ def align(
                     page_matched_w += weight[s] * credit
                     story_w_stems.setdefault(jj, set()).add(s)
                     break
-    # exclusive details: names and figures of the page that reappear in order
-    page_rare_total = sum(weight[s] for s in page.vocab if s in page.rare) or 1.0
+    # exclusive details: names and figures of the page that reappear in order, each
+    # counted once (a film or a company named in every sentence is one detail)
+    page_rare_total = math.fsum(weight[s] for s in page.vocab if s in page.rare) or 1.0
     rare_in_chain = {s for i, j, _ in pairs for s in page_maps[i] if s in story_sents[j] and s in story_rare}
-    rare_share = sum(weight[s] for s in rare_in_chain) / page_rare_total
-    story_matched_w = sum(weight[s] for got in story_w_stems.values() for s in got)
+    rare_matched = math.fsum(weight[s] for s in rare_in_chain)
+    story_matched_w = math.fsum(weight[s] for got in story_w_stems.values() for s in got)
     story_matched = 0.0
     for j, got in story_matched_stems.items():
         qf = (T.QUOTED_WEIGHT if _mostly_quoted(story, j) else 1.0) * story_factor.get(j, 1.0)
-        story_matched += qf * sum(weight[s] for s in got)
+        story_matched += qf * math.fsum(weight[s] for s in got)
         story_sent_words += story.sent_content[j]
     page_words = page.n_content or 1
     story_words = story.n_content or 1
@@ -389,7 +387,7 @@ def align(
         pairs=pairs,
         best_pairs=best_pairs,
         page_cov=min(1.0, page_matched / page_total),
-        rare_share=min(1.0, rare_share),
+        rare_share=min(1.0, rare_matched / page_rare_total),
         rare_count=len(rare_in_chain),
         page_cov_window=min(1.0, page_matched_w / page_total),
         story_cov_window=min(1.0, story_matched_w / story_total),
