@@ -52,6 +52,7 @@ class PreparedText:
     vocab: set[str] = field(default_factory=set)  # all content stems
     # built lazily, only for texts used as the story side
     _postings: dict[str, list[int]] | None = None
+    _stem_grams: dict[str, set[str]] | None = None
     _gram_index: dict[str, list[str]] | None = None
     _ngrams: dict[tuple[str, ...], list[int]] | None = None
     _common: tuple[tuple[Background, int], float] | None = None
@@ -71,14 +72,21 @@ class PreparedText:
             self._postings = p
         return self._postings
 
+    def stem_grams(self) -> dict[str, set[str]]:
+        """Character trigrams of each vocabulary stem long enough for fuzzy matching."""
+        if self._stem_grams is None:
+            self._stem_grams = {
+                s: _char_grams(s) for s in self.postings() if len(s) >= T.FUZZY_MIN_LEN and s.isalpha()
+            }
+        return self._stem_grams
+
     def gram_index(self) -> dict[str, list[str]]:
         """Character trigram -> vocabulary stems containing it (fuzzy matching)."""
         if self._gram_index is None:
             g: dict[str, list[str]] = {}
-            for s in self.postings():
-                if len(s) >= T.FUZZY_MIN_LEN and s.isalpha():
-                    for gram in _char_grams(s):
-                        g.setdefault(gram, []).append(s)
+            for s, grams in self.stem_grams().items():
+                for gram in grams:
+                    g.setdefault(gram, []).append(s)
             self._gram_index = g
         return self._gram_index
 
@@ -240,6 +248,7 @@ def _fuzzy_map(page: PreparedText, story: PreparedText) -> dict[str, tuple[str, 
     """Page stems absent from the story -> (closest story stem, Dice), near misses only."""
     vocab = story.postings()
     gidx = story.gram_index()
+    story_grams = story.stem_grams()
     cache = story._fuzzy
     out: dict[str, tuple[str, float]] = {}
     for s in page.vocab.difference(vocab):
@@ -252,17 +261,17 @@ def _fuzzy_map(page: PreparedText, story: PreparedText) -> dict[str, tuple[str, 
             continue
         cache[s] = None
         grams = _char_grams(s)
-        counts: dict[str, int] = {}
-        for g in grams:
-            for cand in gidx.get(g, ()):
-                counts[cand] = counts.get(cand, 0) + 1
-        best, best_d = None, 0.0
-        for cand, c in counts.items():
+        # A stem within FUZZY_MIN_DICE (0.5) shares at least a third of s's trigrams, so
+        # it holds one of any len - ceil(len/3) + 1 of them: probe the rarest only.
+        probe = sorted(grams, key=lambda g: len(gidx.get(g, ())))[: len(grams) - -(-len(grams) // 3) + 1]
+        best, best_d, best_c = None, 0.0, 0
+        for cand in {c for g in probe for c in gidx.get(g, ())}:
+            c = len(grams & story_grams[cand])
             d = 2.0 * c / (len(grams) + len(cand))  # a word of length L has <= L trigrams
             if d > best_d or (d == best_d and cand < best):  # ties: the same on every run
-                best, best_d = cand, d
+                best, best_d, best_c = cand, d, c
         if best is not None:
-            d = 2.0 * len(grams & _char_grams(best)) / (len(grams) + len(_char_grams(best)))
+            d = 2.0 * best_c / (len(grams) + len(story_grams[best]))
             if d >= T.FUZZY_MIN_DICE:
                 out[s] = cache[s] = (best, d)
     return out
