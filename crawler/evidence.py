@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.alerts.render import KIND_NAMES
+from crawler.items import GONE_STATUSES, REDIRECT_STATUSES
 from crawler.reporting.passages import AlignedPassage, aligned_passages, key_passages
 from storage.engine import NotFoundError
 from storage.models import Match, Page, PageSnapshot, Story, utcnow
@@ -114,9 +115,13 @@ def _load(session: Session, match_id: int) -> _Facts:
         }
         if body is not None and hashlib.sha256(body).hexdigest() != newest.body_sha256:
             missing.append("the stored body does not hash to the SHA-256 recorded at fetch time: treat it as damaged")
-    if page is not None and page.http_status in (404, 410):
+    if page is not None and page.http_status in GONE_STATUSES:
         missing.append(f"the page answered HTTP {page.http_status} when last fetched ({_iso(page.fetched_at)}): "
                        "the copy has been taken down; the raw copy is the last one stored")
+    elif page is not None and page.http_status in REDIRECT_STATUSES:
+        missing.append(f"the page redirected (HTTP {page.http_status}) to {page.canonical_url or 'another page'} "
+                       f"when last fetched ({_iso(page.fetched_at)}): the copy has been taken down; "
+                       "the raw copy is the last one stored")
     page_text = page.text if page is not None else None
     passages, _notes = aligned_passages(match.evidence, story.text, page_text)
     lost = sum(1 for p in passages if page_text and p.page_text and p.page_span is None)

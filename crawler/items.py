@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# What a known page's URL answers when its copy is no longer there (a 5xx or a
+# timeout says nothing of the kind): gone outright...
+GONE_STATUSES = (404, 410)
+# ...or a redirect to another page, a publisher's usual way to take a copy down. A
+# page stored with either kind of status is gone: coming back it is matched again.
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+GONE_OR_MOVED = GONE_STATUSES + REDIRECT_STATUSES
+
 
 @dataclass
 class PageItem:
@@ -32,7 +40,10 @@ class NotModifiedItem:
 
 @dataclass
 class GoneItem:
-    """A known page answered 404 or 410: its copies may have been taken down."""
+    """A known page answered 404 or 410, or its URL now redirects to another page
+    (`status` is the redirect's, `location` its target): its copies may have been
+    taken down."""
 
     url: str
     status: int
+    location: str | None = None

@@ -26,9 +26,10 @@ from crawler.alerts import policy
 from crawler.alerts.outbox import on_match, on_page_gone
 from crawler.alerts.payload import build_payload
 from crawler.chains import record_edges
+from crawler.items import GONE_OR_MOVED, GONE_STATUSES, REDIRECT_STATUSES
 from crawler.matching import Matcher
-from crawler.matching.matcher import MATCH_BATCH
 from crawler.matching.background import Background
+from crawler.matching.matcher import MATCH_BATCH
 from crawler.matching.verdict import Verdict
 from crawler.urls import canonical
 from storage.alert_repositories import Outbox
@@ -37,11 +38,10 @@ from storage.repositories import Matches, Pages, Snapshots, Stories
 
 # Pages the background is learned from: the most recently fetched ones.
 BACKGROUND_PAGES = 5000
-# Answers that say a page is gone (a 5xx or a timeout says nothing of the kind).
-GONE_STATUSES = (404, 410)
 # Match statuses a removal applies to; removed ones already are, and a person's
 # false_positive/ignored verdicts stay as they are.
 LIVE_STATUSES = ("active", "licensed")
+_URL_LENGTH = Page.__table__.c.canonical_url.type.length
 
 
 @dataclass
@@ -57,6 +57,7 @@ class Counts:
     matches_reappeared: int = 0
     not_modified: int = 0
     pages_gone: int = 0
+    pages_moved: int = 0  # of pages_gone: their URL now redirects elsewhere
     alerts_queued: int = 0
 
     def __iadd__(self, other: Counts) -> Counts:
@@ -83,8 +84,10 @@ def store_page(
     Unchanged text only refreshes what was seen."""
     seen = fetched_at or utcnow()
     with factory.begin() as session:
-        was_gone = session.scalar(select(Page.http_status).where(Page.url == url)) in GONE_STATUSES
+        was_gone = session.scalar(select(Page.http_status).where(Page.url == url)) in GONE_OR_MOVED
         page, changed = Pages(session).upsert(url=url, text=text, fetched_at=seen, **page_fields)
+        if was_gone:  # the page's own canonical URL again, not a redirect's target
+            page.canonical_url = page_fields.get("canonical_url")
         if not changed and was_gone:
             _rematch_if_removed(session, page)
         if body:
@@ -190,24 +193,46 @@ class MatchPhase:
         return counts
 
 
-def record_gone(factory: sessionmaker, url: str, status: int, *, fetched_at: datetime | None = None) -> Counts:
-    """A known page answered 404/410: its copies are removed (`copy.removed` queued).
+def record_gone(
+    factory: sessionmaker, url: str, status: int, *, location: str | None = None, fetched_at: datetime | None = None
+) -> Counts:
+    """A known page no longer serves its copy at its URL: it answered 404/410, or it
+    redirects (301/302/303/307/308) to another page, `location`, which is how
+    publishers usually take a copy down. Its copies are removed (`copy.removed` queued).
+
+    A redirect is kept without a column of its own: `http_status` holds the redirect's
+    status and `canonical_url` where the URL now leads (the address a 301 names for
+    it). Its cache validators are dropped, so a page coming back is fetched in full
+    and `store_page` gives it its own canonical URL again.
 
     One short transaction; recording the same answer again changes nothing. A page
     never stored (nothing known about it) is only counted."""
-    if status not in GONE_STATUSES:
-        raise ValueError(f"a gone page answers one of {GONE_STATUSES}, not {status}")
+    if status in REDIRECT_STATUSES:
+        if not location:
+            raise ValueError(f"a page that redirects ({status}) needs the location it redirects to")
+    elif status in GONE_STATUSES:
+        if location is not None:
+            raise ValueError(f"a page that answers {status} has no location, got {location!r}")
+    else:
+        raise ValueError(f"a gone page answers one of {GONE_OR_MOVED}, not {status}")
+    moved = int(location is not None)
     seen = fetched_at or utcnow()
     with factory.begin() as session:
         page = Pages(session).by_url(url)
         if page is None:
-            return Counts(pages_gone=1)
+            return Counts(pages_gone=1, pages_moved=moved)
+        if location is not None:
+            # A target too long for the column is not worth losing the removal over.
+            page.canonical_url = location if len(location) <= _URL_LENGTH else None
+            page.etag = page.last_modified = None
+        elif page.http_status in REDIRECT_STATUSES:
+            page.canonical_url = None  # the old redirect's target no longer applies
         page.http_status = status
         page.fetched_at = seen
         live = list(session.scalars(select(Match).where(Match.page_id == page.id, Match.status.in_(LIVE_STATUSES))))
         queued = on_page_gone(session, page.id)
         removed = sum(1 for m in live if m.status == "removed")
-        return Counts(pages_gone=1, matches_removed=removed, alerts_queued=len(queued))
+        return Counts(pages_gone=1, pages_moved=moved, matches_removed=removed, alerts_queued=len(queued))
 
 
 def record_not_modified(
@@ -226,7 +251,7 @@ def record_not_modified(
         page = Pages(session).by_url(url)
         if page is None:
             return Counts(not_modified=1)
-        was_gone = page.http_status in GONE_STATUSES
+        was_gone = page.http_status in GONE_OR_MOVED
         page.fetched_at = seen
         page.http_status = 200
         if etag:

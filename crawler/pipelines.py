@@ -129,7 +129,8 @@ class _DatabasePipeline:
 class FetchOutcomePipeline(_DatabasePipeline):
     """Answers with no content to extract, stored and stopped here (before extraction):
     a 304 refreshes the known page and touches its matches; a 404/410 from a known
-    copy marks its matches removed and queues `copy.removed`.
+    copy, or its URL redirecting to another page, marks its matches removed and
+    queues `copy.removed` (the page a redirect leads to goes on as a page).
 
     Pages go on to ExtractPipeline untouched. Handled items are dropped quietly
     (DEBUG): they are counted as not_modified / pages_gone, not as pages.
@@ -142,7 +143,7 @@ class FetchOutcomePipeline(_DatabasePipeline):
             if isinstance(item, NotModifiedItem):
                 outcome = record_not_modified(self.factory, item.url, etag=item.etag, last_modified=item.last_modified)
             else:
-                outcome = record_gone(self.factory, item.url, item.status)
+                outcome = record_gone(self.factory, item.url, item.status, location=item.location)
         except Exception as exc:
             self.stats.inc_value(f"copyhound/errors/{type(exc).__name__}")
             logger.exception("could not record %s", item)

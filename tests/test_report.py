@@ -315,7 +315,13 @@ def test_report_on_bad_input_renders_and_says_what_is_missing(chromium: str, tmp
                           first_seen=T0 + timedelta(days=4), title="Taken down")
         m_dangling = add_copy(session, story, "https://deleted.example/a", "\n\n".join(paragraphs[2:8]),
                               first_seen=T0 + timedelta(days=5), title="Deleted")
-        ids = {k: m.id for k, m in dict(huge=m_huge, broken=m_broken, rtl=m_rtl, cjk=m_cjk, gone=m_gone, dangling=m_dangling).items()}
+        m_moved = add_copy(session, story, "https://moved.example/a", "\n\n".join(paragraphs[1:7]),
+                           first_seen=T0 + timedelta(days=6), title="Redirected away")
+        ids = {k: m.id for k, m in dict(huge=m_huge, broken=m_broken, rtl=m_rtl, cjk=m_cjk, gone=m_gone,
+                                        dangling=m_dangling, moved=m_moved).items()}
+        # Taken down by a redirect to the homepage; the target is the site's to choose.
+        moved = Pages(session).get(m_moved.page_id)
+        moved.http_status, moved.canonical_url = 301, "https://moved.example/?q=<script>alert(1)</script>"
         page_gone, page_dangling = m_gone.page_id, m_dangling.page_id
         # The taken-down page: answered 410, its text dropped.
         Pages(session).get(page_gone).http_status = 410
@@ -352,6 +358,9 @@ def test_report_on_bad_input_renders_and_says_what_is_missing(chromium: str, tmp
     assert "港务局投票关闭伊斯特码头鱼市" in text_of(article("cjk"))
     gone = text_of(article("gone").xpath(".//div[contains(@class, 'missing')]")[0])
     assert "HTTP 410" in gone and "text is no longer stored" in gone and "no raw snapshot" in gone
+    moved = text_of(article("moved").xpath(".//div[contains(@class, 'missing')]")[0])
+    assert "redirected (HTTP 301) to https://moved.example/?q=<script>alert(1)</script>" in moved
+    assert "taken down" in moved
     dangling = text_of(article("dangling").xpath(".//div[contains(@class, 'missing')]")[0])
     assert "page record is gone" in dangling
     # The dangling copy still shows what the matcher recorded.

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crawler.alerts.render import KIND_NAMES
+from crawler.items import GONE_OR_MOVED, REDIRECT_STATUSES
 from crawler.reporting.chart import Chart, build_chart, colour
 from crawler.reporting.passages import AlignedPassage, Piece, aligned_passages, full_text_pieces
 from storage.engine import NotFoundError
@@ -262,9 +263,11 @@ def _copy_view(session: Session, story: Story, match: Match, page: Page | None, 
     page_text = page.text if page is not None else None
     if page is not None and not page_text:
         missing.append("the page's text is no longer stored: passages are shown as recorded at matching time")
-    if page is not None and page.http_status in (404, 410):
+    if page is not None and page.http_status in GONE_OR_MOVED:
+        answer = (f"redirected (HTTP {page.http_status}) to {page.canonical_url or 'another page'}"
+                  if page.http_status in REDIRECT_STATUSES else f"answered HTTP {page.http_status}")
         missing.append(
-            f"the page answered HTTP {page.http_status} when last fetched"
+            f"the page {answer} when last fetched"
             f"{' on ' + _when(page.fetched_at) if page.fetched_at else ''}: the copy was taken down; "
             "what is shown is the text stored before"
         )

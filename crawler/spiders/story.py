@@ -8,7 +8,8 @@ Ways in, all bounded:
   newer than the plan's `since` are pages to check, not places to wander from;
 - a site crawl from start URLs, within the sources' domains, to `max_depth` hops;
 - the known copies of the story (`recheck`), fetched again every run, whatever
-  the budgets, to see whether they changed, disappeared (404/410) or came back;
+  the budgets, to see whether they changed, disappeared (404/410, or a redirect
+  to another page, which is then checked as any page) or came back;
 - the links on those copies (copies link to their sources and to each other),
   followed one hop, even off-domain.
 
@@ -36,9 +37,10 @@ from scrapy.exceptions import IgnoreRequest, StopDownload
 from scrapy.http import Response, TextResponse
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
+from w3lib.url import safe_url_string
 
 from crawler.feeds import DocumentError, feed_entries, gunzip_bounded, iter_entries, newer_than, parse_date
-from crawler.items import GoneItem, NotModifiedItem, PageItem
+from crawler.items import GONE_STATUSES, REDIRECT_STATUSES, GoneItem, NotModifiedItem, PageItem
 from crawler.links import hrefs
 from crawler.urls import canonical, canonical_link, is_amp, site_of, url_pattern
 
@@ -46,7 +48,6 @@ _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _SKIP_EXTENSIONS = re.compile(
     r"\.(?:jpe?g|png|gif|webp|svg|ico|css|js|pdf|zip|gz|mp[34]|mov|avi|woff2?|ttf|xml|rss)$", re.I
 )
-GONE_STATUSES = (404, 410)
 # Control bytes other than tab/newline/carriage return/form feed: text has (almost) none.
 _BINARY = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 COPIES = "copies"  # the budget of links followed from known copies
@@ -55,6 +56,18 @@ DEFAULT_USER_AGENT = "copyhound/0.1 (+{contact}; republication monitor)"
 
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
+
+
+def same_address(a: str, b: str) -> bool:
+    """Whether two URLs name one page: equal once canonical, setting aside what a
+    site's own canonicalising redirect changes (http/https, "www.", a trailing slash)."""
+    return _address(a) == _address(b)
+
+
+def _address(url: str) -> tuple[str, int | None, str, str]:
+    parts = urlsplit(canonical(url))
+    port = None if parts.port in (80, 443) else parts.port
+    return (parts.hostname or "").removeprefix("www."), port, parts.path.rstrip("/"), parts.query
 
 
 def user_agent(contact: str) -> str:
@@ -102,6 +115,7 @@ class StorySpider(scrapy.Spider):
         self.max_per_pattern = 100
         self.max_sitemaps = 50
         self.max_size = 10 * 1024 * 1024
+        self.max_redirects = 5
 
     @classmethod
     def update_settings(cls, settings: Any) -> None:
@@ -121,20 +135,17 @@ class StorySpider(scrapy.Spider):
         except ValueError as exc:
             raise ValueError(f"COPYHOUND_MAX_PER_PATTERN / COPYHOUND_MAX_SITEMAPS must be whole numbers: {exc}") from exc
         spider.max_size = settings.getint("DOWNLOAD_MAXSIZE") or spider.max_size
+        spider.max_redirects = settings.getint("REDIRECT_MAX_TIMES", spider.max_redirects)
         crawler.signals.connect(spider.on_headers, signal=signals.headers_received)
         return spider
 
     # -- requests
     async def start(self) -> AsyncIterator[scrapy.Request]:
         # Known copies first, so no other way to their URL fetches them without the
-        # gone/not-modified handling (the dupefilter keeps the first request).
+        # gone/moved/not-modified handling (the dupefilter keeps the first request).
         for url in self.recheck:
             self.requested.add(canonical(url))
-            yield scrapy.Request(
-                url, callback=self.parse_page, errback=self.on_error, priority=10,
-                meta={"hops": 0, "max_depth": 0, "kind": "page", "recheck": True, "conditional": True,
-                      "allow_offsite": True, "handle_httpstatus_list": [*GONE_STATUSES, 304]},
-            )
+            yield self._recheck(url)
         for i, source in enumerate(self.sources):
             key = f"s{i}"
             meta = {"hops": 0, "max_depth": int(source.get("max_depth", 2)), "source": key}
@@ -155,6 +166,20 @@ class StorySpider(scrapy.Spider):
                     yield request
             else:
                 self.crawler.stats.inc_value(f"copyhound/skipped/source_kind_{source['kind']}")
+
+    def _recheck(self, url: str, *, copy_url: str | None = None, redirects: int = 0) -> scrapy.Request:
+        """A request for a known copy (`copy_url`, which `url` may spell otherwise).
+
+        Its redirects come back to `parse_page` instead of being followed: whether the
+        copy moved away is decided on the redirect itself. Followed by Scrapy, a
+        redirect to a page already asked for this run (the home page, typically) is
+        dropped as a duplicate, and the copy would never be seen to go."""
+        return scrapy.Request(
+            url, callback=self.parse_page, errback=self.on_error, priority=10,
+            meta={"hops": 0, "max_depth": 0, "kind": "page", "recheck": True, "conditional": True,
+                  "allow_offsite": True, "dont_redirect": True, "copy_url": copy_url or url,
+                  "copy_redirects": redirects, "handle_httpstatus_list": [*GONE_STATUSES, *REDIRECT_STATUSES, 304]},
+        )
 
     def _page_request(
         self, url: str, meta: dict[str, Any], *, budget: str, conditional: bool = False,
@@ -241,6 +266,9 @@ class StorySpider(scrapy.Spider):
 
     def parse_page(self, response: Response) -> Iterable[PageItem | NotModifiedItem | GoneItem | scrapy.Request]:
         stats = self.crawler.stats
+        if response.status in REDIRECT_STATUSES and response.meta.get("recheck"):
+            yield from self._copy_redirected(response)
+            return
         if response.status == 304:
             yield NotModifiedItem(
                 url=response.url,
@@ -249,7 +277,7 @@ class StorySpider(scrapy.Spider):
             )
             return
         if response.status in GONE_STATUSES:
-            yield GoneItem(url=response.url, status=response.status)
+            yield GoneItem(url=response.meta.get("copy_url", response.url), status=response.status)
             return
         content_type = (_header(response, b"Content-Type") or "").lower()
         if content_type and not content_type.startswith(_HTML_TYPES):
@@ -306,6 +334,32 @@ class StorySpider(scrapy.Spider):
                 )
                 if request is not None:
                     yield request
+
+    def _copy_redirected(self, response: Response) -> Iterable[GoneItem | scrapy.Request]:
+        """A known copy's URL answered a redirect. To another page (the home page, a
+        section, the copy under a new slug): the copy is gone from its URL, recorded
+        with the redirect's status and target, and the target is checked as any page.
+        To the copy's own URL spelt otherwise (see `same_address`): followed, still
+        as the copy."""
+        meta = response.meta
+        location = response.headers.get(b"Location")
+        if not location:
+            self.crawler.stats.inc_value("copyhound/skipped/bad_redirect")
+            return
+        target = response.urljoin(safe_url_string(location))
+        copy_url = meta.get("copy_url", response.url)
+        if not same_address(copy_url, target):
+            yield GoneItem(url=copy_url, status=response.status, location=target)
+            request = self._page_request(
+                target, {"hops": 0, "max_depth": 0}, budget=COPIES, conditional=True, offsite=True, trap_guard=False
+            )
+            if request is not None:
+                yield request
+        elif meta.get("copy_redirects", 0) >= self.max_redirects:
+            self.crawler.stats.inc_value("copyhound/skipped/redirect_loop")
+        else:
+            self.requested.add(canonical(target))
+            yield self._recheck(target, copy_url=copy_url, redirects=meta.get("copy_redirects", 0) + 1)
 
     def on_error(self, failure: Failure) -> None:
         """Name why a request came to nothing; errors by type are counted by Scrapy."""
