@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import crawler.matching.index as index_module
 from crawler.matching.index import StoryIndex
 from crawler.matching.sketch import SKETCH_PARAMS, Sketcher, SketchParamsError, StorySketch, check_params
 from tests.conftest import skip_or_fail
@@ -185,7 +186,7 @@ def test_datasketch_storage_backend_agrees_with_memory(gen):
         StoryIndex({"type": "mongo"})
 
 
-def test_pages_looked_up_together_get_what_each_gets_alone(gen):
+def test_pages_looked_up_together_get_what_each_gets_alone(gen, monkeypatch):
     """The batched lookup the crawler uses: no window or count crosses from one page
     to the next, whatever the pages (empty, a few words, copies, unrelated news)."""
     stories = {i: gen.story(8_500_000 + i) for i in range(80)}
@@ -201,6 +202,9 @@ def test_pages_looked_up_together_get_what_each_gets_alone(gen):
         assert [c[0].story_id if c else None for c in alone] == [None, None, None, 1, None, 2, 3, 1, None]
         assert index.scored_candidates_many(pages) == alone
         assert index.scored_candidates_many([]) == []
+    # a batch too large for one lookup is split, with the same result
+    monkeypatch.setattr(index_module, "MAX_BATCH_CHARS", len(pages[3]) + 10)
+    assert index.scored_candidates_many(pages) == alone
 
 
 @pytest.mark.parametrize(("sharing", "found"), [(30, True), (90, True), (120, False)])

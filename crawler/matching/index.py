@@ -76,6 +76,10 @@ MAX_POSTING_DF = 100
 # it); a story copied past the first 1M characters of a page is not a real case.
 MAX_PAGE_CHARS = 1_000_000
 
+# Pages looked up together hold at most this many characters (a page longer than it
+# goes alone): the batch's token arrays take ~40 bytes per character.
+MAX_BATCH_CHARS = 4_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
@@ -487,12 +491,22 @@ class StoryIndex:
         for text in page_texts:
             if not isinstance(text, str):
                 raise TypeError(f"page_text must be str, got {type(text).__name__}")
-        if limit < 1 or not len(self._backend) or not page_texts:
+        if limit < 1 or not len(self._backend):
             return [[] for _ in page_texts]
-        feats = self.sketcher.features_many([t[:MAX_PAGE_CHARS] for t in page_texts])
-        shingles = self._backend.hits_many("shingles", [f.shingles for f in feats], MAX_POSTING_DF)
-        pairs = self._backend.hits_many("pairs", [f.pairs for f in feats], MAX_POSTING_DF)
-        return [self._rank(f, sh, pr, limit) for f, sh, pr in zip(feats, shingles, pairs)]
+        texts = [t[:MAX_PAGE_CHARS] for t in page_texts]
+        out: list[list[Candidate]] = []
+        start = 0
+        while start < len(texts):
+            end, size = start + 1, len(texts[start])
+            while end < len(texts) and size + len(texts[end]) <= MAX_BATCH_CHARS:
+                size += len(texts[end])
+                end += 1
+            feats = self.sketcher.features_many(texts[start:end])
+            shingles = self._backend.hits_many("shingles", [f.shingles for f in feats], MAX_POSTING_DF)
+            pairs = self._backend.hits_many("pairs", [f.pairs for f in feats], MAX_POSTING_DF)
+            out += [self._rank(f, sh, pr, limit) for f, sh, pr in zip(feats, shingles, pairs)]
+            start = end
+        return out
 
     def _rank(self, f, shingle_hits, pair_hits, limit: int) -> list[Candidate]:
         """Candidates of one page from its anchor hits: thresholds, then the MinHash
