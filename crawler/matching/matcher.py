@@ -11,13 +11,11 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from crawler.matching.compare import compare, prepare
 from crawler.matching.index import StoryIndex
-
-if TYPE_CHECKING:
-    from crawler.matching.verdict import Verdict
+from crawler.matching.verdict import Verdict
 
 __all__ = ["MATCH_BATCH", "Matcher"]
 
@@ -139,9 +137,6 @@ class Matcher:
     ) -> list[list[tuple[int, Verdict]]]:
         """`match` of each page. The index looks the pages up together, which costs
         about half as much per page as one at a time."""
-        for text in page_texts:
-            if not isinstance(text, str):
-                raise TypeError(f"page_text must be str, got {type(text).__name__}")
         include = [int(i) for i in include]
         allowed = None if only is None else {int(i) for i in only}
         wanted = max(self.limit, 5 * self.limit if allowed is not None else 0)
