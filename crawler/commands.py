@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from rich.text import Text
+
 from crawler import console
 from crawler.crawling import run_crawl
 from crawler.seeds import register_story, text_from_file, text_from_url
@@ -86,6 +88,8 @@ def crawl(args: argparse.Namespace) -> int:
         if not Sources(session).for_story(story.id):
             raise ValueError(f"story {story.id} has no sources: add --start-url, --feed or --sitemap")
     result = console.run_with_progress(lambda progress: run_crawl(url, args.story_id, on_progress=progress), quiet=args.quiet)
+    for run in result.closed:
+        console.err.print(Text(f"crawl run {run.run_id} had been left running; recorded as interrupted: {run.reason}"))
     console.print_crawl_result(result)
     return 0 if result.status == "finished" else 1
 

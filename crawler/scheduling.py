@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from crawler.alerts.errors import env_number
+from crawler.crawling import DEFAULT_STALE_RUN_AGE, close_stale_runs, run_crawl, stale_run_age
 from storage.engine import make_engine, session_factory
 from storage.models import utcnow
 from storage.repositories import CrawlRuns, Stories
@@ -60,6 +61,7 @@ class ServiceSettings:
     misfire_grace: int = 900
     dispatch_every: float = 60.0
     shutdown_timeout: float = 120.0
+    stale_run_age: float = DEFAULT_STALE_RUN_AGE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -70,6 +72,7 @@ class ServiceSettings:
             misfire_grace=int(env_number(env, "COPYHOUND_MISFIRE_GRACE", cls.misfire_grace, minimum=1)),
             dispatch_every=env_number(env, "COPYHOUND_DISPATCH_INTERVAL", cls.dispatch_every, minimum=0.5),
             shutdown_timeout=env_number(env, "COPYHOUND_SHUTDOWN_TIMEOUT", cls.shutdown_timeout, minimum=0),
+            stale_run_age=stale_run_age(env).total_seconds(),
         )
 
 
@@ -299,8 +302,6 @@ SERVICE = _Service()
 
 def crawl_job(db_url: str, story_id: int) -> str:
     """Scheduler entry point: one crawl of one story in a worker process."""
-    from crawler.crawling import run_crawl
-
     if SERVICE.stopping.is_set():
         return "skipped: service stopping"
     url = SERVICE.resolve(db_url)
@@ -348,6 +349,21 @@ def _record_interrupted(db_url: str, story_id: int, *, since: datetime) -> int:
     return count
 
 
+def _close_abandoned_runs(db_url: str, settings: ServiceSettings) -> int:
+    """Runs left "running" by a service or worker that was killed hard (SIGKILL, power
+    loss) and whose worker is provably gone: recorded as interrupted, with the reason."""
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine).begin() as session:
+            closed = close_stale_runs(session, max_age=timedelta(seconds=settings.stale_run_age))
+    finally:
+        engine.dispose()
+    for run in closed:
+        logger.warning("crawl run %d of story %s was left running: %s; recorded as interrupted",
+                       run.run_id, run.story_id, run.reason)
+    return len(closed)
+
+
 def _signal_children(signum: int) -> list[int]:
     """Send `signum` to the crawl workers still running; their pids."""
     with SERVICE.lock:
@@ -366,21 +382,23 @@ def serve(db_url: str, *, settings: ServiceSettings | None = None, ready: Callab
     On a signal: no new job starts, running crawl workers get SIGTERM (Scrapy then
     stops gracefully and records the run as interrupted), and the service waits up to
     COPYHOUND_SHUTDOWN_TIMEOUT for them; workers still alive then are killed and
-    their runs recorded as interrupted.
+    their runs recorded as interrupted. A hard kill allows none of this: the runs it
+    left behind are closed when the service starts again.
     """
     settings = settings or ServiceSettings.from_env()
     SERVICE.db_url = db_url
     SERVICE.stopping.clear()
-    stop = threading.Event()
     received: list[int] = []
 
     def on_signal(signum: int, _frame: Any) -> None:
+        # Only note it: Event.set() here deadlocks if the signal lands while the main
+        # thread holds that Event's lock.
         received.append(signum)
-        stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     scheduler = make_scheduler(db_url, settings=settings)
     try:
+        _close_abandoned_runs(db_url, settings)
         scheduler.start()
         scheduler.add_job(
             DISPATCH_JOB, trigger="interval", seconds=settings.dispatch_every, args=[stored_db_url(db_url)],
@@ -390,12 +408,16 @@ def serve(db_url: str, *, settings: ServiceSettings | None = None, ready: Callab
         logger.info("copyhound service running: %d scheduled jobs", len(scheduler.get_jobs()))
         if ready:
             ready(scheduler)
-        while not stop.wait(timeout=3600):
-            pass
-        logger.info("signal %s received: stopping", signal.Signals(received[0]).name if received else "?")
+        # Short waits: a signal the kernel hands to one of the scheduler's threads runs
+        # its handler only when the main thread next runs Python code; a long wait hid
+        # SIGTERM for up to that long.
+        tick = threading.Event()
+        while not received:
+            tick.wait(timeout=0.5)
+        logger.info("signal %s received: stopping", signal.Signals(received[0]).name)
         SERVICE.stopping.set()
         scheduler.pause()
-        _stop_crawls(settings, forward=_should_forward(received[0] if received else signal.SIGTERM))
+        _stop_crawls(settings, forward=_should_forward(received[0]))
         scheduler.shutdown(wait=False)
         return 0
     finally:
