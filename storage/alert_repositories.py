@@ -180,7 +180,8 @@ class Outbox:
 
     def enqueue(self, match: Match, *, event: str, payload: dict[str, Any], default_events: Iterable[str]) -> list[Alert]:
         """One pending alert per enabled destination of the story's holder that wants
-        `event` (see `storage.repositories.Alerts.enqueue`): each event fires once per copy."""
+        `event` (see `storage.repositories.Alerts.enqueue`): once per occurrence of the
+        event, as `storage.repositories.alert_occurrence` tells them apart."""
         return Alerts(self.session).enqueue(match, event=event, payload=payload, default_events=default_events)
 
     def suppress_for_match(self, match_id: int, *, keep_events: Iterable[str] = ()) -> int:

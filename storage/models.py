@@ -2,7 +2,7 @@
 
 Times are timezone-aware UTC. Uniqueness constraints carry the idempotency rules:
 a page is one row per URL, a match one row per (story, page), an alert one row per
-(match, destination, event), so saving anything twice is a no-op.
+(match, destination, event, occurrence), so saving anything twice is a no-op.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 
 def utcnow() -> datetime:
@@ -211,6 +211,11 @@ class Match(Base):
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
     # "active" | "removed" | "licensed" | "false_positive" | "ignored"
     status: Mapped[str] = mapped_column(String(20), default="active")
+    # Which stretch of one status the match is in: 1 when first saved (and for rows
+    # from before revision 0005), +1 at each change of `status`. An alert about a
+    # status change is keyed by the period it opened (see storage.repositories
+    # .alert_occurrence): taken down twice is two alerts, recorded twice is one.
+    status_period: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     story: Mapped[Story] = relationship(back_populates="matches")
     page: Mapped[Page] = relationship(back_populates="matches")
@@ -218,13 +223,29 @@ class Match(Base):
         back_populates="match", cascade="all, delete-orphan", passive_deletes=True
     )
 
+    @validates("status")
+    def _count_status_change(self, _key: str, value: str) -> str:
+        """Every writer of `status` (policy, removals, a person's decision) moves the
+        period in the same flush, so it cannot be forgotten or run in another
+        transaction. The new value is computed here, not in SQL: two workers recording
+        the same change both write the same period and so key the same alert."""
+        current = self.status
+        if current is not None and value != current:
+            self.status_period = (self.status_period or 1) + 1
+        return value
+
 
 class Alert(Base):
-    """Outbox row: written in the match's transaction, delivered later by the dispatcher."""
+    """Outbox row: written in the match's transaction, delivered later by the dispatcher.
+
+    One row per (match, destination, event, occurrence): `occurrence` tells a second
+    taking-down of a copy from the same taking-down recorded twice (see
+    storage.repositories.alert_occurrence).
+    """
 
     __tablename__ = "alerts"
     __table_args__ = (
-        UniqueConstraint("match_id", "destination_id", "event"),
+        UniqueConstraint("match_id", "destination_id", "event", "occurrence"),
         # The dispatcher's query: pending rows whose retry time has come.
         Index("ix_alerts_status_next_attempt_at", "status", "next_attempt_at"),
     )
@@ -235,6 +256,8 @@ class Alert(Base):
         ForeignKey("destinations.id", ondelete="SET NULL")
     )
     event: Mapped[str] = mapped_column(String(40), default="copy.new")
+    # "1" for copy.new and for every row from before revision 0005.
+    occurrence: Mapped[str] = mapped_column(String(80), default="1", server_default="1")
     channel: Mapped[str] = mapped_column(String(20))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sent|failed
@@ -264,6 +287,13 @@ class CrawlRun(Base):
     status: Mapped[str] = mapped_column(String(20), default="running")
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    # The process that will close the run (revision 0004): the crawl worker, or the
+    # process starting it until the worker exists. A hard kill leaves the row
+    # "running"; pid, host and boot id let a later process prove the worker gone.
+    # NULL on rows from before 0004.
+    worker_pid: Mapped[int | None]
+    worker_host: Mapped[str | None] = mapped_column(String(255))
+    worker_boot: Mapped[str | None] = mapped_column(String(64))
 
 
 # --- Alert delivery (revision 0002) ------------------------------------------------

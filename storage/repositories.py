@@ -467,6 +467,41 @@ class Matches:
         return list(self.session.scalars(stmt.order_by(Match.first_seen, Match.id)))
 
 
+# Alert events as crawler.alerts.policy names them: copy.new happens once per copy,
+# these two at status changes, any other at a version of the page.
+_ONCE_PER_COPY = frozenset({"copy.new"})
+_STATUS_EVENTS = frozenset({"copy.removed", "copy.reappeared"})
+
+
+def alert_occurrence(match: Match, event: str) -> str:
+    """Which occurrence of `event` in the copy's life an alert is about: the last part
+    of the alert's key (match, destination, event, occurrence).
+
+    It must come out the same when one occurrence is recorded again (a re-run crawl,
+    a retry after a crash, a second worker) and differ between occurrences:
+
+    - copy.new: "1". A copy is new once.
+    - copy.removed, copy.reappeared: the match's `status_period`, which the status
+      change that caused the alert has just moved on (2, 3, ...). Recording the same
+      change again finds the status already changed, or, in a worker that read it
+      before, computes the very same period.
+    - copy.changed, credit.missing (and any later event): "<status_period>:<page
+      content hash>": once per version of the page while the status holds. The same
+      text again is the same occurrence; a new text is a new one; a copy taken down
+      and put back is told about again. (A text changing back to a version already
+      alerted in the same period is not alerted twice.)
+
+    Rows from before revision 0005 are occurrence "1" and periods start at 1, so a
+    later occurrence never collides with them.
+    """
+    if event in _ONCE_PER_COPY:
+        return "1"
+    period = match.status_period or 1
+    if event in _STATUS_EVENTS:
+        return str(period)
+    return f"{period}:{match.page.content_hash or ''}"
+
+
 class Alerts:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -482,12 +517,14 @@ class Alerts:
         """Write one pending outbox row per enabled destination of the story's holder.
 
         Called in the match's own transaction, so an alert exists exactly when its match
-        does; the (match, destination, event) key makes repeats and races no-ops. With
-        `default_events`, only destinations that want `event` get a row: their own
-        `events` list, or these defaults when they have none.
+        does; the (match, destination, event, occurrence) key makes repeats and races
+        no-ops while a later occurrence of the event (see `alert_occurrence`) gets rows
+        of its own. With `default_events`, only destinations that want `event` get a
+        row: their own `events` list, or these defaults when they have none.
         """
         if match.id is None:
             self.session.flush()
+        occurrence = alert_occurrence(match, event)
         destinations = self.session.scalars(
             select(Destination)
             .join(Story, Story.holder_id == Destination.holder_id)
@@ -507,13 +544,14 @@ class Alerts:
                     "match_id": match.id,
                     "destination_id": destination.id,
                     "event": event,
+                    "occurrence": occurrence,
                     "channel": destination.channel,
                     "payload": dict(payload),
                     "status": "pending",
                     "attempts": 0,
                     "created_at": now,
                 },
-                ["match_id", "destination_id", "event"],
+                ["match_id", "destination_id", "event", "occurrence"],
             )
             if new_id is not None:
                 created_ids.append(new_id)
@@ -549,14 +587,44 @@ class Alerts:
 
 
 class CrawlRuns:
+    """Crawl runs. A run names the process that will close it (pid, host, boot id):
+    one killed hard leaves its row "running", and only that name lets a later
+    process tell an abandoned run from one still in progress."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def start(self, story_id: int | None) -> CrawlRun:
-        run = CrawlRun(story_id=story_id, started_at=utcnow(), status="running", counts={})
+    def start(
+        self, story_id: int | None, *, pid: int | None = None, host: str | None = None, boot: str | None = None
+    ) -> CrawlRun:
+        run = CrawlRun(
+            story_id=story_id, started_at=utcnow(), status="running", counts={},
+            worker_pid=pid, worker_host=host, worker_boot=boot,
+        )
         self.session.add(run)
         self.session.flush()
         return run
+
+    def set_worker(self, run_id: int, pid: int) -> None:
+        """The worker process now owns the run (same host: it is the starter's child)."""
+        self.session.execute(update(CrawlRun).where(CrawlRun.id == run_id).values(worker_pid=pid))
+
+    def running(self, story_id: int | None = None) -> list[CrawlRun]:
+        stmt = select(CrawlRun).where(CrawlRun.status == "running")
+        if story_id is not None:
+            stmt = stmt.where(CrawlRun.story_id == story_id)
+        return list(self.session.scalars(stmt.order_by(CrawlRun.id)))
+
+    def interrupt(self, run_id: int, reason: str) -> bool:
+        """Close a run that is still "running" as interrupted, saying why. False, and
+        nothing written, when it has ended meanwhile: closing twice, or two processes
+        closing at once, changes nothing more."""
+        result = self.session.execute(
+            update(CrawlRun)
+            .where(CrawlRun.id == run_id, CrawlRun.status == "running")
+            .values(status="interrupted", finished_at=utcnow(), error=reason)
+        )
+        return result.rowcount == 1
 
     def finish(self, run_id: int, *, status: str, counts: dict[str, Any], error: str | None = None) -> CrawlRun:
         run = self.session.get(CrawlRun, run_id)

@@ -22,6 +22,7 @@ from crawler.reporting.chart import Chart, build_chart, colour
 from crawler.reporting.passages import AlignedPassage, Piece, aligned_passages, full_text_pieces
 from storage.engine import NotFoundError
 from storage.models import Alert, CopyEdge, Match, MatchDecision, Page, PageSnapshot, Story, utcnow
+from storage.repositories import alert_occurrence
 
 # Copies shown in full (side-by-side texts); the rest are listed in the summary table.
 MAX_DETAILED_COPIES = 200
@@ -292,18 +293,24 @@ def _copy_view(session: Session, story: Story, match: Match, page: Page | None, 
         label = "page fetched" if i == 0 else "page changed"
         events.append(Event(fetched_at, label, f"HTTP {status or '?'}, body sha256 {sha[:16]}…"))
     alerts = session.scalars(select(Alert).where(Alert.match_id == match.id).order_by(Alert.created_at, Alert.id)).all()
+    occurrences: dict[str, list[str]] = {}  # event -> its occurrences, in the order they happened
     for a in alerts:
         delivery = {"sent": f"sent {_when(a.sent_at)}" if a.sent_at else "sent", "pending": "waiting to be sent",
                     "failed": f"delivery failed after {a.attempts} attempt(s)", "suppressed": "withdrawn"}
-        events.append(Event(a.created_at, EVENT_LABELS.get(a.event, f"alerted: {a.event}"),
-                            f"{a.channel}, {delivery.get(a.status, a.status)}"))
+        seen = occurrences.setdefault(a.event, [])
+        if a.occurrence not in seen:
+            seen.append(a.occurrence)
+        nth = seen.index(a.occurrence) + 1
+        label = EVENT_LABELS.get(a.event, f"alerted: {a.event}") + (f" ({_ordinal(nth)} time)" if nth > 1 else "")
+        events.append(Event(a.created_at, label, f"{a.channel}, {delivery.get(a.status, a.status)}"))
     decisions = session.scalars(
         select(MatchDecision).where(MatchDecision.match_id == match.id).order_by(MatchDecision.id)
     ).all()
     for d in decisions:
         events.append(Event(d.created_at, DECISION_LABELS.get(d.decision, f"marked {d.decision}"),
                             f"was {d.previous_status.replace('_', ' ')}"))
-    if match.status == "removed" and not any(a.event == "copy.removed" for a in alerts):
+    this_removal = alert_occurrence(match, "copy.removed")
+    if match.status == "removed" and not any(a.event == "copy.removed" and a.occurrence == this_removal for a in alerts):
         events.append(Event(page.fetched_at if page is not None else None, "removed", "the page is gone from its site"))
     events.append(Event(match.last_seen, "last seen", f"status now: {match.status.replace('_', ' ')}"))
     events.sort(key=lambda e: (e.when is None, e.when or datetime.min))
@@ -342,6 +349,11 @@ def _copy_view(session: Session, story: Story, match: Match, page: Page | None, 
         latest_sha256=snapshots[-1][1] if snapshots else None,
         detailed=detailed,
     )
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _when(value: datetime | None) -> str:
