@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress counter")
     p.set_defaults(func=commands.crawl)
 
+    p = sub.add_parser("runs", help="list recent crawl runs: when, how they ended, what they found")
+    p.add_argument("--story", type=positive_int, help="only this story")
+    p.add_argument("--limit", type=positive_int, default=20, help="how many, newest first (default 20)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=commands.runs)
+
     p = sub.add_parser("matches", help="list the copies found")
     p.add_argument("--story", type=positive_int, help="only this story")
     p.add_argument("--kind", choices=["copy", "excerpt", "rewrite", "spun", "translation"])

@@ -13,7 +13,7 @@ from crawler import console
 from crawler.crawling import run_crawl
 from crawler.seeds import register_story, text_from_file, text_from_url
 from storage.engine import StorageError, default_db_url, make_engine, normalise_db_url, session_factory, upgrade
-from storage.repositories import Matches, Sources, Stories
+from storage.repositories import CrawlRuns, Matches, Sources, Stories
 
 # Errors a user can act on: printed as one line with exit code 1, no traceback.
 USER_ERRORS = (ValueError, LookupError, StorageError, OSError)
@@ -92,6 +92,13 @@ def crawl(args: argparse.Namespace) -> int:
         console.err.print(Text(f"crawl run {run.run_id} had been left running; recorded as interrupted: {run.reason}"))
     console.print_crawl_result(result)
     return 0 if result.status == "finished" else 1
+
+
+def runs(args: argparse.Namespace) -> int:
+    _, factory = open_db(args)
+    with factory.begin() as session:
+        console.print_runs(CrawlRuns(session).latest(args.story, limit=args.limit), fmt=args.format)
+    return 0
 
 
 def matches(args: argparse.Namespace) -> int:

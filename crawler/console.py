@@ -13,7 +13,7 @@ from rich.table import Column, Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
 
-from storage.models import Match, Source, Story
+from storage.models import CrawlRun, Match, Source, Story
 
 # Piped output is read by people too: wide enough that URLs are not cut.
 out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
@@ -86,6 +86,42 @@ def print_matches(matches: Sequence[Match], *, fmt: str = "table") -> None:
             table.add_row(
                 str(r["id"]), str(r["story_id"]), r["kind"], f"{r['story_reused']:.0%}", Text(r["site"] or ""),
                 Text(r["url"]), r["first_seen"][:16].replace("T", " "), r["status"],
+            )
+        out.print(table)
+
+
+def run_rows(runs: Iterable[CrawlRun]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r.id,
+            "story_id": r.story_id,
+            "status": r.status,
+            "started": r.started_at.isoformat(timespec="seconds"),
+            "finished": r.finished_at.isoformat(timespec="seconds") if r.finished_at else None,
+            "pages": (r.counts or {}).get("pages", 0),
+            "new_matches": (r.counts or {}).get("matches_new", 0),
+            "removed": (r.counts or {}).get("matches_removed", 0),
+            "error": r.error,
+        }
+        for r in runs
+    ]
+
+
+def print_runs(runs: Sequence[CrawlRun], *, fmt: str = "table") -> None:
+    rows = run_rows(runs)
+    if fmt == "json":
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not rows:
+        out.print("no crawl runs yet: start one with `copyhound crawl STORY_ID`")
+    else:
+        table = Table("id", "story", "status", "started", "finished", "pages", "new", "removed",
+                      Column("error", overflow="fold"))
+        for r in rows:
+            table.add_row(
+                str(r["id"]), str(r["story_id"] or "-"), r["status"], r["started"][:16].replace("T", " "),
+                (r["finished"] or "-")[:16].replace("T", " "), str(r["pages"]), str(r["new_matches"]),
+                str(r["removed"]), Text(r["error"] or ""),
             )
         out.print(table)
 

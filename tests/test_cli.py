@@ -155,7 +155,8 @@ def test_unknown_ids_and_stories_without_sources(db: Path, story_file: Path, cap
 
 @pytest.mark.parametrize(
     "args",
-    [["seed", "show", "abc"], ["seed", "show", "0"], ["crawl"], ["seed", "add"], ["seed", "add", "--url", "ftp://x"], ["frobnicate"]],
+    [["seed", "show", "abc"], ["seed", "show", "0"], ["crawl"], ["seed", "add"], ["seed", "add", "--url", "ftp://x"], ["frobnicate"],
+     ["runs", "--limit", "0"]],
 )
 def test_bad_arguments_exit_2_with_a_usage_line(db: Path, capsys, args: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
@@ -178,3 +179,34 @@ def test_matches_export_formats_on_an_empty_store(db: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out) == []
     assert run(db, "matches") == 0
     assert "no matches" in capsys.readouterr().out
+
+
+def test_runs_lists_crawl_runs_newest_first_with_how_they_ended(db: Path, story_file: Path, capsys) -> None:
+    assert run(db, "runs") == 0
+    assert "no crawl runs yet" in capsys.readouterr().out
+    assert run(db, "seed", "add", "--file", str(story_file)) == 0
+    assert run(db, "seed", "add", "--file", str(story_file), "--title", "Another copy of the text", "--holder", "Other") == 0
+    capsys.readouterr()
+    from storage.engine import make_engine, session_factory
+    from storage.repositories import CrawlRuns
+
+    engine = make_engine(f"sqlite:///{db}")
+    with session_factory(engine).begin() as session:
+        runs = CrawlRuns(session)
+        first = runs.start(1)
+        runs.finish(first.id, status="finished", counts={"pages": 79, "matches_new": 3, "matches_removed": 1})
+        killed = runs.start(1)
+        runs.interrupt(killed.id, "worker 4242 on host <b>x</b> is gone")
+        runs.start(2)
+    engine.dispose()
+
+    assert run(db, "runs", "--format", "json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["story_id"], r["status"]) for r in rows] == [(3, 2, "running"), (2, 1, "interrupted"), (1, 1, "finished")]
+    assert (rows[2]["pages"], rows[2]["new_matches"], rows[2]["removed"]) == (79, 3, 1)
+    assert rows[1]["error"] == "worker 4242 on host <b>x</b> is gone" and rows[0]["finished"] is None
+    assert run(db, "runs", "--story", "1", "--limit", "1", "--format", "json") == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [2]
+    assert run(db, "runs", "--story", "1") == 0
+    table = capsys.readouterr().out
+    assert "interrupted" in table and "worker 4242 on host <b>x</b> is gone" in table and "79" in table
