@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from crawler.cli_types import positive_int
+from crawler import console
 from crawler.alerts import policy
+from crawler.cli_types import positive_int
 
 
 
@@ -226,8 +227,7 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
             for a in alerts
         ]
     if args.format == "json":
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        console.print_json(rows)
         return 0
     if not rows:
         out.print("no alerts" + (f" with status {status}" if status else ""))

@@ -9,7 +9,6 @@ runs these commands alone.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from crawler import console
 from crawler.cli_types import positive_int
 from crawler.search.discovery import MAX_RESULTS_LIMIT
 
@@ -191,8 +191,7 @@ def cmd_sources_list(args: argparse.Namespace) -> int:
             for s in SourceAdmin(session).list(args.story_id)
         ]
     if args.format == "json":
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        console.print_json(rows)
         return 0
     if not rows:
         _print("no sources: add them with `copyhound sources add STORY --start-url URL` or a monitor file")

@@ -28,6 +28,11 @@ def safe_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def print_json(rows: Any) -> None:
+    json.dump(rows, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
 def print_stories(stories: Sequence[Story]) -> None:
     if not stories:
         out.print("no stories yet: add one with `copyhound seed add`")
@@ -72,8 +77,7 @@ def match_rows(matches: Iterable[Match]) -> list[dict[str, Any]]:
 def print_matches(matches: Sequence[Match], *, fmt: str = "table") -> None:
     rows = match_rows(matches)
     if fmt == "json":
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(rows)
     elif fmt == "csv":
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["id"])
         writer.writeheader()
@@ -110,8 +114,7 @@ def run_rows(runs: Iterable[CrawlRun]) -> list[dict[str, Any]]:
 def print_runs(runs: Sequence[CrawlRun], *, fmt: str = "table") -> None:
     rows = run_rows(runs)
     if fmt == "json":
-        json.dump(rows, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(rows)
     elif not rows:
         out.print("no crawl runs yet: start one with `copyhound crawl STORY_ID`")
     else:

@@ -29,7 +29,7 @@ from storage.models import CrawlRun, utcnow
 from storage.repositories import CrawlRuns, Sources
 from tests.servers import LocalServer, Reply
 from tests.test_alerts_support import make_story, subprocess_env
-from tests.test_scheduling import ROOT, _Lines
+from tests.test_scheduling import ROOT, _Lines, service_process
 
 HOST = socket.gethostname()
 DAY = timedelta(days=1)
@@ -282,21 +282,11 @@ def test_the_service_closes_abandoned_runs_when_it_starts(db_url, session_factor
         legacy = add_run(s, None, pid=None, host=None, boot=None, age=2 * DAY)  # story removed, pre-0004 row
     with registered_run(db_url, story) as dead, registered_run(db_url, other) as live:
         dead.kill()
-        service = subprocess.Popen(
-            [sys.executable, "-m", "crawler.cli", "--db", db_url, "run"],
-            cwd=ROOT, env=subprocess_env({"COPYHOUND_DISPATCH_INTERVAL": "1"}),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        log = _Lines(service.stderr)
-        try:
+        with service_process(db_url, subprocess_env({"COPYHOUND_DISPATCH_INTERVAL": "1"})) as (service, log):
             assert log.wait_for("copyhound service running", timeout=60), log.text()
             runs = runs_by_id(session_factory)
             service.send_signal(signal.SIGTERM)
             service.wait(timeout=60)
-        finally:
-            if service.poll() is None:
-                service.kill()
-                service.wait(timeout=30)
         assert service.returncode == 0, log.text()
         reason = f"worker {dead.proc.pid} on host {HOST} is gone"
         assert (runs[dead.run_id].status, runs[dead.run_id].error) == ("interrupted", reason)

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -151,6 +153,22 @@ class _Lines:
             return "".join(self.lines)
 
 
+@contextmanager
+def service_process(db_url: str, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, _Lines]]:
+    """`copyhound run` in a subprocess with its stderr collected; killed on the way out
+    if the test left it running."""
+    service = subprocess.Popen(
+        [sys.executable, "-m", "crawler.cli", "--db", db_url, "run"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        yield service, _Lines(service.stderr)
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait(timeout=30)
+
+
 def test_run_service_crawls_dispatches_and_stops_gracefully_on_sigterm(db_url, session_factory) -> None:
     """`copyhound run` starts the due crawl (a real worker process) and delivers alerts;
     SIGTERM while the crawl is in flight ends with exit 0 and an honest crawl record."""
@@ -169,25 +187,18 @@ def test_run_service_crawls_dispatches_and_stops_gracefully_on_sigterm(db_url, s
         assert cli(["--db", db_url, "schedule", "set", str(story), "--every", "1h", "--start", "now", "--jitter", "0"]) == 0
 
         env = subprocess_env(webhook_env(COPYHOUND_DISPATCH_INTERVAL="1", COPYHOUND_SHUTDOWN_TIMEOUT="60"))
-        service = subprocess.Popen(
-            [sys.executable, "-m", "crawler.cli", "--db", db_url, "run"],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        log = _Lines(service.stderr)
-        try:
-            assert requested.wait(timeout=120), "the scheduled crawl never fetched its start URL:\n" + log.text()
-            with session_factory() as s:
-                assert [r.status for r in s.scalars(select(CrawlRun))] == ["running"]
-            assert log.wait_for("sent alert", timeout=60), log.text()
-            service.send_signal(signal.SIGTERM)
-            assert log.wait_for("waiting for 1 running crawl(s) to stop", timeout=60), log.text()
-            release.set()
-            service.wait(timeout=120)
-        finally:
-            release.set()
-            if service.poll() is None:
-                service.kill()
-                service.wait(timeout=30)
+        with service_process(db_url, env) as (service, log):
+            try:
+                assert requested.wait(timeout=120), "the scheduled crawl never fetched its start URL:\n" + log.text()
+                with session_factory() as s:
+                    assert [r.status for r in s.scalars(select(CrawlRun))] == ["running"]
+                assert log.wait_for("sent alert", timeout=60), log.text()
+                service.send_signal(signal.SIGTERM)
+                assert log.wait_for("waiting for 1 running crawl(s) to stop", timeout=60), log.text()
+                release.set()
+                service.wait(timeout=120)
+            finally:
+                release.set()
         output = log.text()
         assert service.returncode == 0, output
         ids = receiver.ids()
@@ -204,19 +215,9 @@ def test_run_service_crawls_dispatches_and_stops_gracefully_on_sigterm(db_url, s
 
 def test_sigterm_with_nothing_running_exits_zero(db_url, session_factory) -> None:
     make_story(session_factory)
-    env = subprocess_env({"COPYHOUND_DISPATCH_INTERVAL": "1"})
-    service = subprocess.Popen(
-        [sys.executable, "-m", "crawler.cli", "--db", db_url, "run"],
-        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    log = _Lines(service.stderr)
-    try:
+    with service_process(db_url, subprocess_env({"COPYHOUND_DISPATCH_INTERVAL": "1"})) as (service, log):
         assert log.wait_for("copyhound service running", timeout=60), log.text()
         service.send_signal(signal.SIGINT)
         service.wait(timeout=60)
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait(timeout=30)
     assert service.returncode == 0, log.text()
     assert "signal SIGINT received: stopping" in log.text()
