@@ -199,15 +199,20 @@ def cmd_schedule_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_alerts_send(args: argparse.Namespace) -> int:
+def _deliver_due(factory) -> int:
+    """One dispatcher pass; exit status 1 if any delivery failed (each error printed once)."""
     from crawler.alerts.dispatcher import Dispatcher
 
-    _, factory = _open(args)
     report = Dispatcher(factory).run_once()
     out.print(report.summary())
     for error in dict.fromkeys(report.errors):
         print(f"copyhound: delivery error: {error}", file=sys.stderr)
     return 1 if report.errors else 0
+
+
+def cmd_alerts_send(args: argparse.Namespace) -> int:
+    _, factory = _open(args)
+    return _deliver_due(factory)
 
 
 def cmd_alerts_list(args: argparse.Namespace) -> int:
@@ -243,7 +248,6 @@ def cmd_alerts_list(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_retry(args: argparse.Namespace) -> int:
-    from crawler.alerts.dispatcher import Dispatcher
     from storage.alert_repositories import Outbox
     from storage.models import utcnow
 
@@ -253,11 +257,7 @@ def cmd_alerts_retry(args: argparse.Namespace) -> int:
     out.print(f"{count} failed alert(s) queued again")
     if not count or args.no_send:
         return 0
-    report = Dispatcher(factory).run_once()
-    out.print(report.summary())
-    for error in dict.fromkeys(report.errors):
-        print(f"copyhound: delivery error: {error}", file=sys.stderr)
-    return 1 if report.errors else 0
+    return _deliver_due(factory)
 
 
 def cmd_destinations(args: argparse.Namespace) -> int:

@@ -26,7 +26,6 @@ def _print(*objects) -> None:
     Console(highlight=False, width=width).print(*objects)
 
 
-
 def _depth(value: str) -> int:
     try:
         number = int(value)
